@@ -1,0 +1,78 @@
+"""The one contract every channel implements, and the stage that turns its errors into records."""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from hookline.errors import DeliveryError
+from hookline.schemas.common import utc_now
+from hookline.schemas.deliveries import DeliveryAttempt, DeliveryOutcome, Notification
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 1024
+"""Longest error message kept in a record (the peer's body is cut to fit)."""
+
+
+class DeliveryChannel(ABC):
+    """Sends one notification to one kind of destination.
+
+    Subclasses implement `deliver`, raising DeliveryError with `retryable` set; `send` times the
+    call and turns its result into a DeliveryAttempt, so the worker never sees an SDK's exception.
+    """
+
+    name: ClassVar[str]
+    """The `channel` value of the configs this channel sends."""
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    """Names of config fields whose values must never reach a log or `last_error`."""
+
+    @abstractmethod
+    async def deliver(self, notification: Notification) -> int | None:
+        """Send it; return the peer's status code, if any; raise DeliveryError on failure."""
+
+    async def aclose(self) -> None:
+        """Release connections and clients; the default holds none."""
+        return None
+
+    async def send(self, notification: Notification) -> DeliveryAttempt:
+        """Attempt the delivery once and record how it ended."""
+        started = time.perf_counter()
+        status: int | None = None
+        error: DeliveryError | None = None
+        try:
+            status = await self.deliver(notification)
+        except DeliveryError as exc:
+            error = exc
+        except Exception as exc:
+            # A channel bug must not crash the worker; the delivery is kept as a permanent failure.
+            logger.exception("channel %s failed unexpectedly", self.name)
+            message = f"internal error in channel {self.name}: {exc!r}"
+            error = DeliveryError(message, retryable=False)
+        latency_ms = (time.perf_counter() - started) * 1000
+        return _attempt(notification, latency_ms, status, error)
+
+
+def _attempt(
+    notification: Notification, latency_ms: float, status: int | None, error: DeliveryError | None
+) -> DeliveryAttempt:
+    if error is None:
+        outcome = DeliveryOutcome.DELIVERED
+    else:
+        outcome = DeliveryOutcome.RETRYABLE if error.retryable else DeliveryOutcome.PERMANENT
+        status = error.status if error.status is not None else status
+    return DeliveryAttempt(
+        delivery_id=notification.delivery_id,
+        webhook_id=notification.webhook_id,
+        event_id=notification.event.event_id,
+        channel=notification.channel.channel,
+        attempt=notification.attempt,
+        outcome=outcome,
+        at=utc_now(),
+        latency_ms=round(latency_ms, 3),
+        status=status,
+        error=error.message[:MAX_ERROR_LENGTH] if error else None,
+        retry_after=error.retry_after if error else None,
+    )

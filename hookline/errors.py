@@ -1,0 +1,45 @@
+"""The errors hookline raises on purpose: one root, a branch per part."""
+
+from __future__ import annotations
+
+
+class HooklineError(Exception):
+    """Root of every error hookline raises on purpose."""
+
+
+class ConfigurationError(HooklineError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class RegistryError(HooklineError):
+    """The webhook registry could not carry out a request."""
+
+
+class WebhookNotFoundError(RegistryError):
+    """No webhook with this id in this organization (another organization's counts as missing)."""
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"webhook {webhook_id!r} not found")
+        self.webhook_id = webhook_id
+
+
+class ConcurrentUpdateError(RegistryError):
+    """A webhook kept changing under an update; the caller may try again."""
+
+
+class DeliveryError(HooklineError):
+    """A delivery attempt failed; `retryable` says whether trying again may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after

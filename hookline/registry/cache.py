@@ -1,0 +1,123 @@
+"""The worker's in-process cache of webhook lookups, kept fresh by change notices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hookline.registry.keys import RegistryKeys
+from hookline.registry.store import WebhookStore
+from hookline.schemas import Webhook, WebhookEventType
+
+logger = logging.getLogger(__name__)
+
+_Entry = tuple[float, tuple[Webhook, ...]]
+_RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class WebhookCache:
+    """Active webhooks by (organization, event type), dropped as soon as a change is announced.
+
+    Entries are used only while the change-notice subscription is live; while it is down every
+    lookup goes to Redis, so a missed notice can never keep a stale configuration in use.
+    """
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        redis: Redis,
+        keys: RegistryKeys,
+        *,
+        ttl: float = 60.0,
+        max_organizations: int = 100_000,
+    ) -> None:
+        self._store = store
+        self._redis = redis
+        self._keys = keys
+        self._ttl = ttl
+        self._max_organizations = max_organizations
+        self._entries: OrderedDict[str, dict[WebhookEventType, _Entry]] = OrderedDict()
+        self._epoch = 0
+        self._generations: dict[str, int] = {}
+        self._live = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self, ready_timeout: float = 10.0) -> None:
+        """Subscribe to change notices; returns once the subscription is live."""
+        self._listener = asyncio.create_task(self._listen_routine(), name="webhook-cache-listener")
+        await asyncio.wait_for(self._live.wait(), ready_timeout)
+
+    async def aclose(self) -> None:
+        """Stop listening for change notices."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def find_active(self, org: str, event_type: WebhookEventType) -> tuple[Webhook, ...]:
+        """What WebhookStore.find_active returns, from memory when it is known to be current."""
+        if self._live.is_set():
+            entry = self._entries.get(org, {}).get(event_type)
+            if entry is not None and entry[0] > time.monotonic():
+                return entry[1]
+        version = self._version(org)
+        webhooks = tuple(await self._store.find_active(org, event_type))
+        # A notice that arrived during the read means the result may already be old: don't keep it.
+        if self._live.is_set() and self._version(org) == version:
+            self._remember(org, event_type, webhooks)
+        return webhooks
+
+    def _version(self, org: str) -> tuple[int, int]:
+        return self._epoch, self._generations.get(org, 0)
+
+    def _remember(
+        self, org: str, event_type: WebhookEventType, webhooks: tuple[Webhook, ...]
+    ) -> None:
+        by_type = self._entries.setdefault(org, {})
+        by_type[event_type] = (time.monotonic() + self._ttl, webhooks)
+        self._entries.move_to_end(org)
+        while len(self._entries) > self._max_organizations:
+            self._entries.popitem(last=False)
+
+    def _invalidate(self, org: str) -> None:
+        self._generations[org] = self._generations.get(org, 0) + 1
+        self._entries.pop(org, None)
+
+    def _forget_everything(self) -> None:
+        self._live.clear()
+        self._epoch += 1
+        self._entries.clear()
+        self._generations.clear()
+
+    async def _listen_routine(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._listen()
+            except (RedisError, OSError) as exc:
+                self._forget_everything()
+                delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]
+                failures += 1
+                logger.warning("change notices lost (%s); resubscribing in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _listen(self) -> None:
+        async with self._redis.pubsub() as pubsub:
+            await pubsub.subscribe(self._keys.changes)
+            async for message in pubsub.listen():
+                self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message["type"] == "subscribe":
+            self._forget_everything()
+            self._live.set()
+        elif message["type"] == "message":
+            self._invalidate(str(message["data"]))

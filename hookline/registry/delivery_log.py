@@ -1,0 +1,36 @@
+"""A bounded log of delivery attempts per webhook, newest first, which the API serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from redis.asyncio import Redis
+
+from hookline.registry.keys import RegistryKeys
+from hookline.schemas import DeliveryAttempt
+
+LOG_LENGTH = 1000
+
+
+class DeliveryLog:
+    """Appends attempts and reads back the most recent ones."""
+
+    def __init__(self, redis: Redis, keys: RegistryKeys, length: int = LOG_LENGTH) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._length = length
+
+    async def append(self, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Record attempts (any webhooks of `org`) in one round trip, trimming each log."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for attempt in attempts:
+                key = self._keys.delivery_log(org, attempt.webhook_id)
+                pipe.lpush(key, attempt.model_dump_json())
+                pipe.ltrim(key, 0, self._length - 1)
+            await pipe.execute()
+
+    async def recent(self, org: str, webhook_id: str, limit: int = 100) -> list[DeliveryAttempt]:
+        """Up to `limit` attempts of one webhook, newest first."""
+        rows = await self._redis.lrange(self._keys.delivery_log(org, webhook_id), 0, limit - 1)
+        return [DeliveryAttempt.model_validate_json(row) for row in cast(list[str], rows)]

@@ -1,0 +1,49 @@
+"""Every Redis key and channel name hookline uses, in one place.
+
+Keys of one organization share the hash tag `{internal_id}`, so an organization's keys live in one
+Redis Cluster slot and its multi-key transactions work on a clustered Redis too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """Key names under one prefix (tests use a prefix each to stay isolated)."""
+
+    prefix: str
+
+    def webhooks(self, org: str) -> str:
+        """Sorted set of an organization's webhooks, ordered by creation."""
+        return f"{self.prefix}:{{{org}}}:webhooks"
+
+    def webhook(self, org: str, webhook_id: str) -> str:
+        """Hash holding one webhook's configuration and its last outcomes."""
+        return f"{self.prefix}:{{{org}}}:wh:{webhook_id}"
+
+    def subscribers(self, org: str, event_type: str) -> str:
+        """Set of an organization's active webhooks subscribed to one event type (or `*`)."""
+        return f"{self.prefix}:{{{org}}}:idx:{event_type}"
+
+    def organization_api_keys(self, org: str) -> str:
+        """Set of the hashes of an organization's API keys."""
+        return f"{self.prefix}:{{{org}}}:apikeys"
+
+    def api_key(self, key_hash: str) -> str:
+        """String: the organization an API key (by its hash) belongs to."""
+        return f"{self.prefix}:apikey:{key_hash}"
+
+    def delivery_log(self, org: str, webhook_id: str) -> str:
+        """List of a webhook's most recent delivery attempts, newest first."""
+        return f"{self.prefix}:{{{org}}}:log:{webhook_id}"
+
+    def delivered(self, org: str, delivery_id: str) -> str:
+        """Marker that a delivery succeeded, so a redelivered event does not send it again."""
+        return f"{self.prefix}:{{{org}}}:sent:{delivery_id}"
+
+    @property
+    def changes(self) -> str:
+        """Pub/sub channel of change notices: each message is an organization id."""
+        return f"{self.prefix}:changes"

@@ -1,0 +1,226 @@
+"""Webhooks in Redis: CRUD per organization, the subscription index, and outcome recording."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError
+from hookline.registry.keys import RegistryKeys
+from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
+from hookline.schemas.common import utc_now
+from hookline.schemas.event_types import WebhookEventType
+
+_CONFIG = "config"
+_LAST_ERROR = "last_error"
+_LAST_SUCCESS = "last_success_at"
+_OUTCOME_FIELDS = frozenset({_LAST_ERROR, _LAST_SUCCESS})
+_MAX_WATCH_RETRIES = 20
+_LIST_BATCH = 200
+
+# Sets an outcome field only while the webhook exists and only if it is newer than the stored one,
+# so concurrent workers keep the latest outcome and never resurrect a deleted webhook.
+_RECORD_OUTCOME = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')
+if tonumber(ARGV[4]) < stored then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+ConfigChange = Callable[[Webhook], WebhookConfig]
+"""Given the stored webhook, the configuration it should have (used inside a transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPage:
+    """One page of an organization's webhooks; `next_cursor` is None on the last page."""
+
+    items: list[Webhook]
+    next_cursor: str | None
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _order_member(webhook: Webhook) -> str:
+    # Lexicographic order of this member is creation order; it doubles as the page cursor.
+    micros = int(webhook.created_at.timestamp() * 1_000_000)
+    return f"{micros:017d}:{webhook.webhook_id}"
+
+
+def _subscriptions(webhook: Webhook | None) -> set[str]:
+    if webhook is None or not webhook.is_active:
+        return set()
+    return {event_type.value for event_type in webhook.event_types}
+
+
+def _decode(fields: dict[str, str]) -> Webhook | None:
+    config = fields.get(_CONFIG)
+    if config is None:
+        return None
+    webhook = Webhook.model_validate_json(config)
+    outcome: dict[str, object] = {}
+    if _LAST_ERROR in fields:
+        outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
+    if _LAST_SUCCESS in fields:
+        outcome["last_success_at"] = datetime.fromisoformat(fields[_LAST_SUCCESS])
+    return webhook.model_copy(update=outcome) if outcome else webhook
+
+
+def _encode(webhook: Webhook) -> str:
+    return webhook.model_dump_json(context=REVEAL_SECRETS, exclude=set(_OUTCOME_FIELDS))
+
+
+class WebhookStore:
+    """An organization's webhooks in Redis; every call is scoped by `org` (its internal_id)."""
+
+    def __init__(self, redis: Redis, keys: RegistryKeys) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._record_outcome = redis.register_script(_RECORD_OUTCOME)
+
+    async def create(self, org: str, config: WebhookConfig) -> Webhook:
+        """Store a new webhook with a generated id and announce the change."""
+        webhook = Webhook.new(org, config)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, _encode(webhook))
+            pipe.zadd(self._keys.webhooks(org), {_order_member(webhook): 0})
+            self._queue_index_update(pipe, None, webhook)
+            pipe.publish(self._keys.changes, org)
+            await pipe.execute()
+        return webhook
+
+    async def get(self, org: str, webhook_id: str) -> Webhook:
+        """The webhook, or WebhookNotFoundError (also for another organization's id)."""
+        fields = await self._redis.hgetall(self._keys.webhook(org, webhook_id))
+        webhook = _decode(cast(dict[str, str], fields))
+        if webhook is None:
+            raise WebhookNotFoundError(webhook_id)
+        return webhook
+
+    async def update(self, org: str, webhook_id: str, change: ConfigChange) -> Webhook:
+        """Apply `change` atomically; concurrent edits are retried, never lost."""
+        key = self._keys.webhook(org, webhook_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    current = _decode(cast(dict[str, str], await pipe.hgetall(key)))
+                    if current is None:
+                        raise WebhookNotFoundError(webhook_id)
+                    updated = current.with_config(change(current), utc_now())
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, _CONFIG, _encode(updated))
+                    self._queue_index_update(pipe, current, updated)
+                    pipe.publish(self._keys.changes, org)
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"webhook {webhook_id!r} kept changing; try again")
+
+    async def delete(self, org: str, webhook_id: str) -> None:
+        """Remove the webhook, its index entries and its delivery log; announce the change."""
+        current = await self.get(org, webhook_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(
+                self._keys.webhook(org, webhook_id), self._keys.delivery_log(org, webhook_id)
+            )
+            pipe.zrem(self._keys.webhooks(org), _order_member(current))
+            self._queue_index_update(pipe, current, None)
+            pipe.publish(self._keys.changes, org)
+            await pipe.execute()
+
+    async def page(
+        self,
+        org: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        is_active: bool | None = None,
+        event_type: WebhookEventType | None = None,
+    ) -> WebhookPage:
+        """A page of the organization's webhooks in creation order, optionally filtered."""
+        start = f"({cursor}" if cursor else "-"
+        found: list[tuple[str, Webhook]] = []
+        while len(found) <= limit:
+            members = cast(
+                list[str],
+                await self._redis.zrangebylex(
+                    self._keys.webhooks(org), start, "+", start=0, num=_LIST_BATCH
+                ),
+            )
+            if not members:
+                break
+            for member, webhook in zip(members, await self._load(org, members), strict=True):
+                if webhook is not None and _matches(webhook, is_active, event_type):
+                    found.append((member, webhook))
+            start = f"({members[-1]}"
+        page = found[:limit]
+        next_cursor = page[-1][0] if len(found) > limit else None
+        return WebhookPage([webhook for _, webhook in page], next_cursor)
+
+    async def find_active(self, org: str, event_type: WebhookEventType) -> list[Webhook]:
+        """Active webhooks of `org` subscribed to `event_type` or `*`, read through the index."""
+        ids = await self._redis.sunion(
+            [
+                self._keys.subscribers(org, event_type.value),
+                self._keys.subscribers(org, WebhookEventType.ALL.value),
+            ]
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for webhook_id in sorted(cast(set[str], ids)):
+                pipe.hgetall(self._keys.webhook(org, webhook_id))
+            rows = await pipe.execute()
+        webhooks = (_decode(row) for row in rows)
+        return [w for w in webhooks if w and w.is_active and w.subscribes_to(event_type)]
+
+    async def record_failure(self, org: str, webhook_id: str, failure: DeliveryFailure) -> bool:
+        """Set `last_error` unless a newer one is stored; False if the webhook is gone or newer."""
+        value = failure.model_dump_json()
+        return await self._set_outcome(org, webhook_id, _LAST_ERROR, value, failure.at)
+
+    async def record_success(self, org: str, webhook_id: str, at: datetime) -> bool:
+        """Set `last_success_at` unless a newer one is stored."""
+        return await self._set_outcome(org, webhook_id, _LAST_SUCCESS, at.isoformat(), at)
+
+    async def _set_outcome(
+        self, org: str, webhook_id: str, field: str, value: str, at: datetime
+    ) -> bool:
+        key = self._keys.webhook(org, webhook_id)
+        written = await self._record_outcome(
+            keys=[key], args=[field, value, f"{field}:ms", _millis(at)]
+        )
+        return bool(written)
+
+    async def _load(self, org: str, members: Sequence[str]) -> list[Webhook | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hgetall(self._keys.webhook(org, member.split(":", 1)[1]))
+            return [_decode(row) for row in await pipe.execute()]
+
+    def _queue_index_update(
+        self, pipe: Pipeline, before: Webhook | None, after: Webhook | None
+    ) -> None:
+        webhook = after or before
+        assert webhook is not None
+        org, webhook_id = webhook.internal_id, webhook.webhook_id
+        old, new = _subscriptions(before), _subscriptions(after)
+        for event_type in old - new:
+            pipe.srem(self._keys.subscribers(org, event_type), webhook_id)
+        for event_type in new - old:
+            pipe.sadd(self._keys.subscribers(org, event_type), webhook_id)
+
+
+def _matches(webhook: Webhook, is_active: bool | None, event_type: WebhookEventType | None) -> bool:
+    if is_active is not None and webhook.is_active != is_active:
+        return False
+    return event_type is None or event_type in webhook.event_types

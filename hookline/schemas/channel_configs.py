@@ -1,0 +1,198 @@
+"""Channel configurations: `{"channel": ..., "configs": {...}}`, one model per channel type."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    EmailStr,
+    Field,
+    HttpUrl,
+    SecretStr,
+    StringConstraints,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from hookline.schemas.common import Secret, StrictModel
+
+TEMPLATE_MAX_LENGTH = 65_536
+RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+    }
+)
+"""Headers a webhook's custom `headers` may not set: signing and framing belong to hookline."""
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+class ChannelType(StrEnum):
+    """The kinds of destination a webhook can deliver to."""
+
+    WEBHOOK = "webhook"
+    SLACK = "slack"
+    EMAIL = "email"
+    SMS = "sms"
+
+
+Template = Annotated[str, StringConstraints(min_length=1, max_length=TEMPLATE_MAX_LENGTH)]
+E164Number = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{1,14}$")]
+
+
+def new_signing_secret() -> SecretStr:
+    """A Standard Webhooks signing secret: `whsec_` and 32 random bytes in base64."""
+    return SecretStr(_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+def _check_signing_secret(value: SecretStr) -> SecretStr:
+    raw = value.get_secret_value()
+    if not raw.startswith(_SECRET_PREFIX):
+        raise ValueError("must start with 'whsec_' followed by base64")
+    try:
+        key = base64.b64decode(raw.removeprefix(_SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError("the part after 'whsec_' must be valid base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("the key after 'whsec_' must decode to 24-64 bytes")
+    return value
+
+
+def _check_http_url(value: SecretStr) -> SecretStr:
+    HttpUrl(value.get_secret_value())
+    return value
+
+
+SigningSecret = Annotated[Secret, AfterValidator(_check_signing_secret)]
+SecretHttpUrl = Annotated[Secret, AfterValidator(_check_http_url)]
+
+
+class HttpConfigs(StrictModel):
+    """An HTTP endpoint that receives a signed JSON POST."""
+
+    url: HttpUrl
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    payload_template: Template | None = None
+    timeout: float = Field(10.0, ge=1, le=30, description="Seconds to wait for the endpoint.")
+    secret: SigningSecret = Field(default_factory=new_signing_secret)
+
+    @field_validator("headers")
+    @classmethod
+    def _safe_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by hookline and cannot be replaced")
+            if "\r" in value or "\n" in value or len(value) > 8192:
+                raise ValueError(f"header {name!r} has a line break or is over 8192 characters")
+        return headers
+
+
+class SlackConfigs(StrictModel):
+    """A Slack incoming webhook, or a bot token and a channel for `chat.postMessage`."""
+
+    webhook_url: SecretHttpUrl | None = None
+    bot_token: Secret | None = None
+    channel_id: str | None = Field(None, min_length=1, max_length=100)
+    workspace_id: str | None = Field(None, min_length=1, max_length=100)
+    channel: str | None = Field(None, min_length=1, max_length=100)
+    username: str | None = Field(None, min_length=1, max_length=80)
+    icon_emoji: str | None = Field(None, pattern=r"^:[a-z0-9_+\-']+:$")
+    icon_url: HttpUrl | None = None
+    blocks_template: Template | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Self:
+        by_bot = self.bot_token is not None or self.channel_id is not None
+        if self.webhook_url is not None and by_bot:
+            raise ValueError("set either webhook_url, or bot_token and channel_id, not both")
+        if self.webhook_url is None and (self.bot_token is None or self.channel_id is None):
+            raise ValueError("set webhook_url, or both bot_token and channel_id")
+        return self
+
+
+class EmailConfigs(StrictModel):
+    """Recipients and templates of an email notification."""
+
+    to_addresses: list[EmailStr] = Field(min_length=1, max_length=50)
+    cc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
+    bcc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
+    subject_template: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    body_template: Template | None = None
+    content_type: Literal["text", "html"] = "text"
+
+
+class SmsConfigs(StrictModel):
+    """Phone numbers (E.164) that each receive one text message."""
+
+    phone_numbers: list[E164Number] = Field(min_length=1, max_length=20)
+    message_template: Annotated[str, StringConstraints(min_length=1, max_length=1600)] | None = None
+
+
+class HttpChannel(StrictModel):
+    """Deliver to an HTTP endpoint."""
+
+    channel: Literal[ChannelType.WEBHOOK]
+    configs: HttpConfigs
+
+
+class SlackChannel(StrictModel):
+    """Deliver to Slack."""
+
+    channel: Literal[ChannelType.SLACK]
+    configs: SlackConfigs
+
+
+class EmailChannel(StrictModel):
+    """Deliver by email."""
+
+    channel: Literal[ChannelType.EMAIL]
+    configs: EmailConfigs
+
+
+class SmsChannel(StrictModel):
+    """Deliver by SMS."""
+
+    channel: Literal[ChannelType.SMS]
+    configs: SmsConfigs
+
+
+class PluginChannel(StrictModel):
+    """Deliver through a third-party channel; its plugin validates `configs` when it is loaded."""
+
+    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    configs: dict[str, Any]
+
+
+def _channel_tag(value: Any) -> str:
+    name = value.get("channel") if isinstance(value, dict) else getattr(value, "channel", None)
+    return name if name in _BUILTIN_TAGS else "plugin"
+
+
+_BUILTIN_TAGS = frozenset(ChannelType.__members__.values())
+
+Channel = Annotated[
+    Annotated[HttpChannel, Tag(ChannelType.WEBHOOK)]
+    | Annotated[SlackChannel, Tag(ChannelType.SLACK)]
+    | Annotated[EmailChannel, Tag(ChannelType.EMAIL)]
+    | Annotated[SmsChannel, Tag(ChannelType.SMS)]
+    | Annotated[PluginChannel, Tag("plugin")],
+    Discriminator(_channel_tag),
+]
+"""One channel of a webhook: a built-in one, or a plugin's, chosen by its `channel` value."""

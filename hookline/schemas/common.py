@@ -1,0 +1,71 @@
+"""Building blocks shared by the schemas: strict models, ids, timestamps and secret fields."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    PlainSerializer,
+    SecretStr,
+    SerializationInfo,
+)
+
+REDACTED = "**********"
+REVEAL_SECRETS: dict[str, Any] = {"reveal_secrets": True}
+"""Serialization context that writes secrets in clear (storage only, never an API response)."""
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+WEBHOOK_ID_PATTERN = r"^wh_[A-Za-z0-9]{10}$"
+ORGANIZATION_ID_PATTERN = r"^int_[A-Za-z0-9_-]{24}$"
+
+
+class StrictModel(BaseModel):
+    """A model that rejects unknown fields, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timestamp that must carry a timezone and is stored in UTC."""
+
+
+def new_webhook_id() -> str:
+    """`wh_` and 10 alphanumerics from a secure random source."""
+    return "wh_" + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(10))
+
+
+def new_organization_id() -> str:
+    """`int_` and a 24-character secure token."""
+    return "int_" + secrets.token_urlsafe(18)
+
+
+def new_event_id() -> str:
+    """An event id for events that hookline publishes itself (CLI, test-send, demo)."""
+    return "evt_" + secrets.token_urlsafe(16)
+
+
+def _dump_secret(value: SecretStr, info: SerializationInfo) -> str:
+    context = info.context
+    if isinstance(context, dict) and context.get("reveal_secrets"):
+        return value.get_secret_value()
+    return REDACTED
+
+
+Secret = Annotated[SecretStr, PlainSerializer(_dump_secret, return_type=str)]
+"""A write-only value: redacted when serialized unless the context says REVEAL_SECRETS."""

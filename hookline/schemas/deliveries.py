@@ -1,0 +1,64 @@
+"""What a channel is asked to send, and the record of each attempt."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hookline.schemas.channel_configs import Channel
+from hookline.schemas.common import UtcDatetime
+from hookline.schemas.events import EventEnvelope
+
+
+def delivery_id(event_id: str, webhook_id: str, channel_index: int) -> str:
+    """The stable id of one (event, webhook, channel): the same on every attempt."""
+    digest = hashlib.sha256(f"{event_id}\x00{webhook_id}\x00{channel_index}".encode()).digest()
+    return "msg_" + base64.b32encode(digest[:15]).decode().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One delivery for a channel to send: the event, where it goes, and which attempt this is."""
+
+    event: EventEnvelope
+    webhook_id: str
+    webhook_name: str
+    channel: Channel
+    delivery_id: str
+    attempt: int = 1
+
+
+class DeliveryOutcome(StrEnum):
+    """How one attempt ended."""
+
+    DELIVERED = "delivered"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+class DeliveryAttempt(BaseModel):
+    """The record of one attempt: what a channel returns and what the delivery log keeps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    channel: str
+    attempt: Annotated[int, Field(ge=1)]
+    outcome: DeliveryOutcome
+    at: UtcDatetime
+    latency_ms: float
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the peer accepted the delivery."""
+        return self.outcome is DeliveryOutcome.DELIVERED

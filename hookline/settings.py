@@ -1,0 +1,144 @@
+"""Configuration from `HOOKLINE_*` environment variables, loaded once and passed down."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hookline.errors import ConfigurationError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as `500ms`, `5s`, `30m`, `2h` (a bare number is seconds)."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 5s, 30m or 2h")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class SlackSettings(BaseSettings):
+    """Where the Slack Web API is reached."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_SLACK_", frozen=True)
+
+    api_url: str = "https://slack.com/api/"
+
+
+class SmtpSettings(BaseSettings):
+    """The SMTP server that email deliveries go through."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKLINE_SMTP_", frozen=True, populate_by_name=True
+    )
+
+    host: str = "localhost"
+    port: int = Field(25, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = Field("hookline@localhost", validation_alias="HOOKLINE_SMTP_FROM")
+    starttls: bool = False
+    tls: bool = False
+    timeout: float = Field(30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Self:
+        if self.starttls and self.tls:
+            raise ValueError("set HOOKLINE_SMTP_STARTTLS or HOOKLINE_SMTP_TLS, not both")
+        return self
+
+
+class TwilioSettings(BaseSettings):
+    """The Twilio account that SMS deliveries are sent from."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_TWILIO_", frozen=True)
+
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    api_url: str = "https://api.twilio.com"
+
+
+class Settings(BaseSettings):
+    """Every setting of hookline; parts receive the slice they need."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", frozen=True)
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    redis_url: str = "redis://localhost:6379/0"
+    redis_key_prefix: str = Field("hookline", pattern=r"^[A-Za-z0-9_.:-]+$")
+    topics: Annotated[list[str], NoDecode] = Field(default=["events"], min_length=1)
+    consumer_group: str = Field("hookline-worker", min_length=1)
+    dlq_topic: str = Field("hookline.dlq", min_length=1)
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1
+    )
+    shutdown_timeout: float = Field(30.0, gt=0)
+    metrics_port: int = Field(9100, ge=0, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    allow_private_destinations: bool = False
+    cache_ttl: float = Field(60.0, gt=0)
+
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("topics", mode="before")
+    @classmethod
+    def _topics_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _schedule_from_durations(cls, value: Any) -> Any:
+        parts = _split_commas(value)
+        if isinstance(parts, list):
+            return [parse_duration(p) if isinstance(p, str) else p for p in parts]
+        return parts
+
+
+_PREFIXES = {
+    cls.__name__: cls.model_config.get("env_prefix", "")
+    for cls in (Settings, SlackSettings, SmtpSettings, TwilioSettings)
+}
+
+
+def _env_name(prefix: str, field: str) -> str:
+    if not field:
+        return prefix.rstrip("_")
+    name = field.upper()
+    return name if name.startswith("HOOKLINE_") else prefix + name
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; an invalid value raises ConfigurationError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        prefix = _PREFIXES.get(exc.title, "HOOKLINE_")
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = _env_name(prefix, field)
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc

@@ -1,0 +1,60 @@
+"""Fixtures shared by every test: settings and clients for the real local Kafka and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from hookline.registry import connect_redis
+from hookline.schemas import EventEnvelope, new_event_id, new_organization_id
+from hookline.settings import Settings
+
+KAFKA_BOOTSTRAP = os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+REDIS_URL = os.environ.get("HOOKLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A Redis key prefix of this test's own, so tests never see each other's data."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(key_prefix: str) -> Settings:
+    """Settings for the local services, isolated by key prefix; private destinations allowed."""
+    return Settings(
+        kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
+        redis_url=REDIS_URL,
+        redis_key_prefix=key_prefix,
+        allow_private_destinations=True,
+    )
+
+
+@pytest.fixture
+async def redis(settings: Settings, key_prefix: str) -> AsyncIterator[Redis]:
+    """A client of the real Redis, made as hookline makes it; the test's keys go afterwards."""
+    client = connect_redis(settings)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def make_event(
+    internal_id: str | None = None, event_type: str = "object.created", **data: Any
+) -> EventEnvelope:
+    """A valid event envelope for tests."""
+    return EventEnvelope(
+        event_id=new_event_id(),
+        event_type=event_type,  # type: ignore[arg-type]
+        internal_id=internal_id or new_organization_id(),
+        occurred_at=datetime.now(UTC),
+        data=data or {"object_id": "obj_123", "collection_id": "col_9"},
+    )

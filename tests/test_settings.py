@@ -1,0 +1,77 @@
+"""Settings come from HOOKLINE_* variables; a bad value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookline.errors import ConfigurationError
+from hookline.settings import load_settings, parse_duration
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "TOPICS", "RETRY_SCHEDULE"):
+        monkeypatch.delenv(f"HOOKLINE_{name}", raising=False)
+
+    settings = load_settings()
+
+    assert settings.kafka_bootstrap_servers == "localhost:9092"
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.topics == ["events"]
+    assert settings.consumer_group == "hookline-worker"
+    assert settings.dlq_topic == "hookline.dlq"
+    assert settings.retry_schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    assert settings.allow_private_destinations is False
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("HOOKLINE_TOPICS", "events, audit ,")
+    monkeypatch.setenv("HOOKLINE_RETRY_SCHEDULE", "500ms,2s,1m")
+    monkeypatch.setenv("HOOKLINE_SMTP_FROM", "alerts@example.com")
+    monkeypatch.setenv("HOOKLINE_SMTP_PORT", "2525")
+    monkeypatch.setenv("HOOKLINE_TWILIO_API_URL", "http://127.0.0.1:9999")
+
+    settings = load_settings()
+
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.topics == ["events", "audit"]
+    assert settings.retry_schedule == [0.5, 2, 60]
+    assert settings.smtp.from_address == "alerts@example.com"
+    assert settings.smtp.port == 2525
+    assert settings.twilio.api_url == "http://127.0.0.1:9999"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HOOKLINE_REDIS_URL", "http://localhost:6379"),
+        ("HOOKLINE_TOPICS", " , "),
+        ("HOOKLINE_RETRY_SCHEDULE", "5s,soon"),
+        ("HOOKLINE_METRICS_PORT", "70000"),
+        ("HOOKLINE_ALLOW_PRIVATE_DESTINATIONS", "perhaps"),
+        ("HOOKLINE_SMTP_PORT", "smtp"),
+        ("HOOKLINE_SMTP_TLS", "maybe"),
+        ("HOOKLINE_SHUTDOWN_TIMEOUT", "-1"),
+    ],
+)
+def test_an_invalid_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_conflicting_tls_modes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_SMTP_TLS", "true")
+    monkeypatch.setenv("HOOKLINE_SMTP_STARTTLS", "true")
+    with pytest.raises(ConfigurationError, match="HOOKLINE_SMTP_STARTTLS or HOOKLINE_SMTP_TLS"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5s", 5), ("5m", 300), ("2h", 7200), ("1d", 86400), ("250ms", 0.25), ("7", 7)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
