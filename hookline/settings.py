@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -85,8 +85,19 @@ class Settings(BaseSettings):
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default=[5, 300, 1800, 7200, 18000, 36000, 36000], min_length=1
     )
+    retry_topic_prefix: str = Field("hookline.retry", min_length=1)
+    topic_partitions: int = Field(4, ge=1, le=10_000)
+    topic_replication_factor: int = Field(1, ge=1, le=10)
     shutdown_timeout: float = Field(30.0, gt=0)
+    max_in_flight: int = Field(1000, ge=1, le=100_000)
+    destination_concurrency: int = Field(64, ge=1, le=10_000)
+    breaker_threshold: int = Field(5, ge=1)
+    breaker_cooldown: float = Field(30.0, gt=0)
+    blip_retry_delay: float = Field(0.2, ge=0, le=10)
+    delivered_ttl: float = Field(7 * 86400.0, gt=0)
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9100, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=0, le=65535)
     allow_private_destinations: bool = False
@@ -102,6 +113,11 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("topics", mode="before")
     @classmethod

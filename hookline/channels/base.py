@@ -33,6 +33,10 @@ class DeliveryChannel(ABC):
     async def deliver(self, notification: Notification) -> int | None:
         """Send it; return the peer's status code, if any; raise DeliveryError on failure."""
 
+    def destination(self, notification: Notification) -> str:
+        """Which peer this notification goes to: limits and circuit breakers are kept per peer."""
+        return self.name
+
     async def aclose(self) -> None:
         """Release connections and clients; the default holds none."""
         return None
@@ -52,12 +56,13 @@ class DeliveryChannel(ABC):
             message = f"internal error in channel {self.name}: {exc!r}"
             error = DeliveryError(message, retryable=False)
         latency_ms = (time.perf_counter() - started) * 1000
-        return _attempt(notification, latency_ms, status, error)
+        return attempt_record(notification, latency_ms, status, error)
 
 
-def _attempt(
+def attempt_record(
     notification: Notification, latency_ms: float, status: int | None, error: DeliveryError | None
 ) -> DeliveryAttempt:
+    """The record of one attempt at `notification`; `error` None means it was delivered."""
     if error is None:
         outcome = DeliveryOutcome.DELIVERED
     else:

@@ -5,11 +5,13 @@ from hookline.registry.cache import WebhookCache
 from hookline.registry.connection import connect_redis
 from hookline.registry.delivery_log import DeliveryLog
 from hookline.registry.keys import RegistryKeys
+from hookline.registry.outcomes import OutcomeRecorder
 from hookline.registry.store import WebhookPage, WebhookStore
 
 __all__ = [
     "ApiKeyStore",
     "DeliveryLog",
+    "OutcomeRecorder",
     "RegistryKeys",
     "WebhookCache",
     "WebhookPage",

@@ -51,7 +51,8 @@ class WebhookCache:
 
     async def start(self, ready_timeout: float = 10.0) -> None:
         """Subscribe to change notices; returns once the subscription is live."""
-        self._listener = asyncio.create_task(self._listen_routine(), name="webhook-cache-listener")
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen_routine(), name="cache-listener")
         await asyncio.wait_for(self._live.wait(), ready_timeout)
 
     async def aclose(self) -> None:

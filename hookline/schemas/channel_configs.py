@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import secrets
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -22,9 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from hookline.schemas.common import Secret, StrictModel
+from hookline.schemas.common import Secret, StrictModel, UtcDatetime, utc_now
 
 TEMPLATE_MAX_LENGTH = 65_536
+ROTATION_OVERLAP = timedelta(hours=24)
+"""How long a replaced signing secret keeps signing alongside its successor."""
+MAX_PREVIOUS_SECRETS = 3
 RESERVED_HEADERS = frozenset(
     {
         "webhook-id",
@@ -60,6 +64,11 @@ def new_signing_secret() -> SecretStr:
     return SecretStr(_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
 
 
+def signing_key(secret: SecretStr) -> bytes:
+    """The HMAC key of a `whsec_` signing secret."""
+    return base64.b64decode(secret.get_secret_value().removeprefix(_SECRET_PREFIX))
+
+
 def _check_signing_secret(value: SecretStr) -> SecretStr:
     raw = value.get_secret_value()
     if not raw.startswith(_SECRET_PREFIX):
@@ -82,6 +91,13 @@ SigningSecret = Annotated[Secret, AfterValidator(_check_signing_secret)]
 SecretHttpUrl = Annotated[Secret, AfterValidator(_check_http_url)]
 
 
+class ExpiringSecret(StrictModel):
+    """A replaced signing secret that still signs, alongside the current one, until `expires_at`."""
+
+    secret: SigningSecret
+    expires_at: UtcDatetime
+
+
 class HttpConfigs(StrictModel):
     """An HTTP endpoint that receives a signed JSON POST."""
 
@@ -90,6 +106,28 @@ class HttpConfigs(StrictModel):
     payload_template: Template | None = None
     timeout: float = Field(10.0, ge=1, le=30, description="Seconds to wait for the endpoint.")
     secret: SigningSecret = Field(default_factory=new_signing_secret)
+    previous_secrets: list[ExpiringSecret] = Field(
+        default_factory=list,
+        max_length=MAX_PREVIOUS_SECRETS,
+        description="Set by rotate-secret: replaced secrets that keep signing until they expire.",
+        json_schema_extra={"readOnly": True},
+    )
+
+    def signing_secrets(self, now: datetime | None = None) -> list[SecretStr]:
+        """The current secret, then every previous one that has not expired by `now`."""
+        return [self.secret, *(kept.secret for kept in self.unexpired_previous_secrets(now))]
+
+    def unexpired_previous_secrets(self, now: datetime | None = None) -> list[ExpiringSecret]:
+        """The previous secrets that still sign at `now`."""
+        moment = now or utc_now()
+        return [kept for kept in self.previous_secrets if kept.expires_at > moment]
+
+    def rotated(self, now: datetime | None = None) -> Self:
+        """These configs with a new secret; the current one keeps signing for ROTATION_OVERLAP."""
+        moment = now or utc_now()
+        replaced = ExpiringSecret(secret=self.secret, expires_at=moment + ROTATION_OVERLAP)
+        kept = [replaced, *self.unexpired_previous_secrets(moment)][:MAX_PREVIOUS_SECRETS]
+        return self.model_copy(update={"secret": new_signing_secret(), "previous_secrets": kept})
 
     @field_validator("headers")
     @classmethod

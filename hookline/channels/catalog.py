@@ -1,0 +1,136 @@
+"""Builds every channel once from settings and finds them by name; plugins come by entry point."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import aiohttp
+
+from hookline.channels.base import DeliveryChannel
+from hookline.channels.outbound_guard import pooled_connector
+from hookline.channels.templates import TemplateRenderer
+from hookline.errors import ConfigurationError
+from hookline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "hookline.channels"
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What a channel may use: settings, the shared HTTP sessions and the template renderer."""
+
+    settings: Settings
+    guarded_http: aiohttp.ClientSession
+    """For user-supplied URLs: refuses private and loopback destinations unless allowed."""
+    api_http: aiohttp.ClientSession
+    """For operator-configured API bases (Slack Web API, Twilio)."""
+    renderer: TemplateRenderer
+
+    async def aclose(self) -> None:
+        """Close the shared sessions."""
+        await self.guarded_http.close()
+        await self.api_http.close()
+
+
+def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    # Every organization's deliveries share the session: a cookie kept from one endpoint
+    # must never be sent on another organization's delivery.
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def open_context(settings: Settings) -> ChannelContext:
+    """The shared sessions and renderer for `settings`; needs a running event loop."""
+    guarded = not settings.allow_private_destinations
+    return ChannelContext(
+        settings=settings,
+        guarded_http=_session(pooled_connector(guarded=guarded)),
+        api_http=_session(pooled_connector(guarded=False)),
+        renderer=TemplateRenderer(),
+    )
+
+
+ChannelFactory = Callable[[ChannelContext], DeliveryChannel]
+
+
+class UnknownChannelError(ConfigurationError):
+    """No built-in or installed plugin channel has this name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"no channel named {name!r}; installed: {', '.join(sorted(known))}")
+        self.name = name
+
+
+def builtin_factories() -> dict[str, ChannelFactory]:
+    """The channels hookline ships, by name."""
+    from hookline.channels.http_endpoint import HttpEndpointChannel
+    from hookline.channels.slack_message import SlackMessageChannel
+    from hookline.channels.smtp_email import SmtpEmailChannel
+    from hookline.channels.twilio_sms import TwilioSmsChannel
+
+    return {
+        HttpEndpointChannel.name: HttpEndpointChannel,
+        SlackMessageChannel.name: SlackMessageChannel,
+        SmtpEmailChannel.name: SmtpEmailChannel,
+        TwilioSmsChannel.name: TwilioSmsChannel,
+    }
+
+
+def plugin_factories() -> dict[str, ChannelFactory]:
+    """Channels installed by other packages under the `hookline.channels` entry-point group."""
+    found: dict[str, ChannelFactory] = {}
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found[entry_point.name] = entry_point.load()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"channel plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}"
+            ) from exc
+    return found
+
+
+class ChannelCatalog:
+    """Owns every channel and the HTTP sessions they share; one per process."""
+
+    def __init__(self, channels: dict[str, DeliveryChannel], sessions: list[aiohttp.ClientSession]):
+        self._channels = channels
+        self._sessions = sessions
+
+    @classmethod
+    def build(cls, context: ChannelContext) -> ChannelCatalog:
+        """Every built-in channel, and every plugin (a plugin may replace a built-in)."""
+        factories = {**builtin_factories(), **plugin_factories()}
+        channels = {name: factory(context) for name, factory in factories.items()}
+        return cls(channels, [context.guarded_http, context.api_http])
+
+    def get(self, name: str) -> DeliveryChannel:
+        """The channel that sends configs whose `channel` is `name`."""
+        try:
+            return self._channels[name]
+        except KeyError:
+            raise UnknownChannelError(name, list(self._channels)) from None
+
+    def names(self) -> list[str]:
+        """Names of every available channel."""
+        return sorted(self._channels)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> ChannelCatalog:
+        """Open the shared sessions and build every channel on them; `aclose` releases them."""
+        context = await open_context(settings)
+        try:
+            return cls.build(context)
+        except BaseException:
+            await context.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Close every channel, then the shared sessions."""
+        for channel in self._channels.values():
+            await channel.aclose()
+        for session in self._sessions:
+            await session.close()

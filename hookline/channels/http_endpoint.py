@@ -1,0 +1,198 @@
+"""The `webhook` channel: a JSON POST to the endpoint's URL, signed as Standard Webhooks says."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import ClassVar
+
+import aiohttp
+from multidict import CIMultiDict
+from pydantic import SecretStr
+
+from hookline import __version__
+from hookline.channels.base import DeliveryChannel
+from hookline.channels.catalog import ChannelContext
+from hookline.errors import DeliveryError
+from hookline.schemas import HttpChannel, HttpConfigs, Notification
+from hookline.schemas.channel_configs import signing_key
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_SNIPPET = 1024
+"""Bytes of an endpoint's failure response kept in the error message."""
+MAX_RETRY_AFTER = 24 * 3600.0
+"""Longest wait an endpoint may ask for with `Retry-After`; a longer one is cut to this."""
+_RETRYABLE_STATUSES = frozenset({408, 429})
+_MAX_LOCATION = 200
+_USER_AGENT = f"hookline/{__version__}"
+
+
+def signature_headers(
+    message_id: str, body: bytes, secrets: Sequence[SecretStr], timestamp: int | None = None
+) -> dict[str, str]:
+    """The `webhook-id`, `-timestamp` and `-signature` headers, one `v1,` signature per secret.
+
+    Several secrets let an endpoint rotate its secret: receivers that know either one verify.
+    """
+    sent_at = int(time.time()) if timestamp is None else timestamp
+    signed = f"{message_id}.{sent_at}.".encode() + body
+    signatures = (f"v1,{_hmac(secret, signed)}" for secret in secrets)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(sent_at),
+        "webhook-signature": " ".join(signatures),
+    }
+
+
+def _hmac(secret: SecretStr, signed: bytes) -> str:
+    key = signing_key(secret)
+    return base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delay-seconds or HTTP-date), clamped."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def event_payload(notification: Notification) -> dict[str, object]:
+    """The default JSON body: the event in the Standard Webhooks shape."""
+    event = notification.event
+    return {
+        "type": event.event_type.value,
+        "timestamp": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "data": event.data,
+        "event_id": event.event_id,
+        "webhook_id": notification.webhook_id,
+    }
+
+
+class HttpEndpointChannel(DeliveryChannel):
+    """POSTs each event to the webhook's URL through the guarded session; follows no redirect."""
+
+    name: ClassVar[str] = "webhook"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "previous_secrets"})
+
+    def __init__(self, context: ChannelContext) -> None:
+        self._http = context.guarded_http
+        self._renderer = context.renderer
+
+    async def deliver(self, notification: Notification) -> int:
+        """POST the event; the endpoint's 2xx status, or DeliveryError classified by its answer."""
+        configs = _configs(notification)
+        body = self._body(notification, configs)
+        headers = _headers(configs, notification.delivery_id, body)
+        host = configs.url.host or ""
+        try:
+            async with self._http.post(
+                str(configs.url),
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=configs.timeout),
+                allow_redirects=False,
+            ) as response:
+                logger.debug(
+                    "delivery %s to %s answered %s", notification.delivery_id, host, response.status
+                )
+                return await _accepted(response)
+        except TimeoutError:
+            raise DeliveryError(
+                f"{host} did not answer within {configs.timeout:g} s", retryable=True
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise _connection_error(host, exc) from None
+
+    def destination(self, notification: Notification) -> str:
+        """Each host and port is its own destination, with its own limit and breaker."""
+        channel = notification.channel
+        url = channel.configs.url if isinstance(channel, HttpChannel) else None
+        return f"webhook:{url.host}:{url.port}" if url else self.name
+
+    def _body(self, notification: Notification, configs: HttpConfigs) -> bytes:
+        if configs.payload_template is None:
+            return json.dumps(event_payload(notification), separators=(",", ":")).encode()
+        rendered = self._renderer.render(
+            configs.payload_template, notification, field="payload_template"
+        )
+        return rendered.encode()
+
+
+def _configs(notification: Notification) -> HttpConfigs:
+    channel = notification.channel
+    if not isinstance(channel, HttpChannel):
+        raise DeliveryError(
+            f"the webhook channel cannot send a {channel.channel!r} config", retryable=False
+        )
+    return channel.configs
+
+
+def _headers(configs: HttpConfigs, message_id: str, body: bytes) -> CIMultiDict[str]:
+    headers = CIMultiDict({"Content-Type": "application/json", "User-Agent": _USER_AGENT})
+    # The schema keeps users from setting signing and framing headers, so theirs go over ours.
+    headers.update(configs.headers)
+    headers.update(signature_headers(message_id, body, configs.signing_secrets()))
+    return headers
+
+
+async def _accepted(response: aiohttp.ClientResponse) -> int:
+    """The status of a 2xx answer; any other answer raises its DeliveryError."""
+    status = response.status
+    if 200 <= status < 300:
+        return status
+    snippet = await _snippet(response)
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "")[:_MAX_LOCATION]
+        raise DeliveryError(
+            f"endpoint answered HTTP {status}, a redirect to {location or '(no Location)'};"
+            f" redirects are not followed, so update the webhook's URL. Body: {snippet}",
+            retryable=False,
+            status=status,
+        )
+    retryable = status in _RETRYABLE_STATUSES or status >= 500
+    retry_after = retry_after_seconds(response.headers.get("Retry-After")) if retryable else None
+    raise DeliveryError(
+        f"endpoint answered HTTP {status}. Body: {snippet}",
+        retryable=retryable,
+        status=status,
+        retry_after=retry_after,
+    )
+
+
+async def _snippet(response: aiohttp.ClientResponse) -> str:
+    """At most MAX_BODY_SNIPPET bytes of the body: enough to explain, never a huge message."""
+    data = bytearray()
+    while len(data) < MAX_BODY_SNIPPET:
+        chunk = await response.content.read(MAX_BODY_SNIPPET - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", errors="replace").strip() or "(empty)"
+
+
+def _connection_error(host: str, exc: aiohttp.ClientError) -> DeliveryError:
+    # Built from the exception's parts, not str(exc), which can quote the whole URL and its query.
+    if isinstance(exc, aiohttp.InvalidURL):
+        return DeliveryError(f"the URL of {host} is not valid", retryable=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        reason = os_error.strerror or str(os_error) or type(os_error).__name__
+        return DeliveryError(f"could not connect to {host}: {reason}", retryable=True)
+    return DeliveryError(f"request to {host} failed: {type(exc).__name__}", retryable=True)

@@ -1,0 +1,164 @@
+"""The `hookline` command: worker, api, keys and events; each calls into the part that owns it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from hookline.errors import HooklineError
+from hookline.logs import configure_logging
+from hookline.registry import ApiKeyStore, RegistryKeys, connect_redis
+from hookline.schemas import EventEnvelope, WebhookEventType, new_event_id, new_organization_id
+from hookline.settings import Settings, load_settings
+
+
+class UsageError(HooklineError):
+    """A command-line argument is invalid."""
+
+
+def _run(main: Coroutine[Any, Any, Any]) -> Any:
+    """Run `main` on uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        from uvloop import new_event_loop
+    except ImportError:
+        new_event_loop = None
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+async def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    from hookline.worker.runner import Worker
+
+    worker = Worker(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    await worker.run()
+
+
+async def _api(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from hookline.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    org = args.org or new_organization_id()
+    if args.org is None:
+        print(f"organization: {org}")
+    redis = connect_redis(settings)
+    try:
+        key = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).create(org)
+    finally:
+        await redis.aclose()
+    print(key)
+
+
+async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    redis = connect_redis(settings)
+    try:
+        revoked = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).revoke(args.key)
+    finally:
+        await redis.aclose()
+    if not revoked:
+        raise UsageError("no such API key (already revoked, or never issued)")
+    print("revoked")
+
+
+async def _events_send(settings: Settings, args: argparse.Namespace) -> None:
+    event = _event_from_args(args)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", request_timeout_ms=15000
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.topics[0], event.model_dump_json().encode(), key=event.internal_id.encode()
+        )
+    finally:
+        await producer.stop()
+    print(event.event_id)
+
+
+def _event_from_args(args: argparse.Namespace) -> EventEnvelope:
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--data is not valid JSON: {exc}") from None
+    try:
+        return EventEnvelope(
+            event_id=new_event_id(),
+            event_type=args.type,
+            internal_id=args.org,
+            occurred_at=datetime.now(UTC),
+            data=data,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise UsageError(f"invalid event: {problems}") from None
+
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, None]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("worker", help="consume events and deliver them").set_defaults(run=_worker)
+    commands.add_parser("api", help="serve the management API").set_defaults(run=_api)
+
+    keys = commands.add_parser("keys", help="issue and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="issue a key (and an organization)")
+    create.add_argument("--org", help="the organization's internal_id; new one if omitted")
+    create.set_defaults(run=_keys_create)
+    revoke = key_commands.add_parser("revoke", help="make a key unusable")
+    revoke.add_argument("key")
+    revoke.set_defaults(run=_keys_revoke)
+
+    events = commands.add_parser("events", help="publish events")
+    event_commands = events.add_subparsers(dest="events_command", required=True)
+    send = event_commands.add_parser("send", help="publish one event to the first topic")
+    send.add_argument("--org", required=True, help="the organization's internal_id")
+    send.add_argument("--type", required=True, choices=_publishable_types(), metavar="EVENT_TYPE")
+    send.add_argument("--data", default="{}", help="the event's data, a JSON object")
+    send.set_defaults(run=_events_send)
+    return parser
+
+
+def _publishable_types() -> list[str]:
+    return [t.value for t in WebhookEventType if t is not WebhookEventType.ALL]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `hookline` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        command: Command = args.run
+        _run(command(settings, args))
+    except HooklineError as exc:
+        print(f"hookline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Everything a worker uses besides its consumer, built from settings and closed in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from redis.asyncio import Redis
+
+from hookline.channels.catalog import ChannelCatalog
+from hookline.registry import (
+    DeliveryLog,
+    OutcomeRecorder,
+    RegistryKeys,
+    WebhookCache,
+    WebhookStore,
+    connect_redis,
+)
+from hookline.settings import Settings
+from hookline.worker.backoff import until_done
+from hookline.worker.destinations import DestinationGate
+from hookline.worker.dispatch import Dispatcher
+from hookline.worker.failures import FailureRouter, RetryTiers
+from hookline.worker.metrics import HealthServer, WorkerMetrics
+from hookline.worker.topics import ensure_topics
+
+
+@dataclass
+class Components:
+    """The worker's collaborators; `open` starts them, `aclose` stops them in reverse."""
+
+    redis: Redis
+    cache: WebhookCache
+    catalog: ChannelCatalog
+    producer: AIOKafkaProducer
+    tiers: RetryTiers
+    router: FailureRouter
+    dispatcher: Dispatcher
+    metrics: WorkerMetrics
+    health: HealthServer
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        alive: Callable[[], bool],
+        ready: Callable[[], Awaitable[bool]],
+    ) -> Components:
+        """Connect to Redis and Kafka (waiting while they are down) and start serving health."""
+        metrics = WorkerMetrics()
+        health = HealthServer(metrics, alive=alive, ready=ready)
+        await health.start(settings.metrics_host, settings.metrics_port)
+        redis = connect_redis(settings)
+        keys = RegistryKeys(settings.redis_key_prefix)
+        store = WebhookStore(redis, keys)
+        cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
+        await until_done(cache.start, what="subscribing to change notices")
+        tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
+        await until_done(lambda: _ensure_topics(settings, tiers), what="creating topics")
+        producer = await until_done(lambda: _start_producer(settings), what="connecting to Kafka")
+        router = FailureRouter(producer, tiers, settings.dlq_topic, metrics)
+        catalog = await ChannelCatalog.open(settings)
+        recorder = OutcomeRecorder(
+            redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl
+        )
+        gate = DestinationGate(
+            concurrency=settings.destination_concurrency,
+            breaker_threshold=settings.breaker_threshold,
+            breaker_cooldown=settings.breaker_cooldown,
+        )
+        dispatcher = Dispatcher(
+            cache, store, catalog, gate, recorder, router, metrics, settings.blip_retry_delay
+        )
+        return cls(redis, cache, catalog, producer, tiers, router, dispatcher, metrics, health)
+
+    async def aclose(self) -> None:
+        """Stop serving health, close channels, flush the producer, disconnect."""
+        await self.health.aclose()
+        await self.catalog.aclose()
+        await self.producer.stop()
+        await self.cache.aclose()
+        await self.redis.aclose()
+
+
+async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> None:
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [*settings.topics, *tiers.topics, settings.dlq_topic],
+        partitions=settings.topic_partitions,
+        replication_factor=settings.topic_replication_factor,
+    )
+
+
+async def _start_producer(settings: Settings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer

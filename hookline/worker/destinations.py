@@ -1,0 +1,128 @@
+"""Per-destination concurrency limits and circuit breakers, so one bad peer cannot hurt the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hookline.channels.base import attempt_record
+from hookline.errors import DeliveryError
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failures; after `cooldown` lets one probe through."""
+
+    threshold: int
+    cooldown: float
+    clock: Callable[[], float] = time.monotonic
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+
+    def allow(self) -> bool:
+        """Whether a delivery may be tried now (half-open admits a single probe)."""
+        if self.opened_at is None:
+            return True
+        if self.probing or self.clock() - self.opened_at < self.cooldown:
+            return False
+        self.probing = True
+        return True
+
+    def record(self, succeeded: bool) -> None:
+        """Feed the outcome of a delivery that was allowed."""
+        was_probe, self.probing = self.probing, False
+        if succeeded:
+            self.failures, self.opened_at = 0, None
+            return
+        self.failures += 1
+        if was_probe or self.failures >= self.threshold:
+            self.opened_at = self.clock()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether deliveries are currently being refused."""
+        return self.opened_at is not None
+
+
+@dataclass
+class _Destination:
+    breaker: CircuitBreaker
+    slots: asyncio.Semaphore
+    last_used: float = field(default_factory=time.monotonic)
+
+
+Send = Callable[[Notification], Awaitable[DeliveryAttempt]]
+
+
+class DestinationGate:
+    """Admits deliveries to each destination under its limit and breaker.
+
+    A delivery that would wait longer than `queue_timeout` for a slot, or whose destination's
+    breaker is open, is not tried: it comes back as a retryable attempt for the retry tier.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        breaker_threshold: int,
+        breaker_cooldown: float,
+        queue_timeout: float = 1.0,
+        max_destinations: int = 10_000,
+    ) -> None:
+        self._concurrency = concurrency
+        self._threshold = breaker_threshold
+        self._cooldown = breaker_cooldown
+        self._queue_timeout = queue_timeout
+        self._max_destinations = max_destinations
+        self._destinations: OrderedDict[str, _Destination] = OrderedDict()
+
+    async def send(self, key: str, notification: Notification, send: Send) -> DeliveryAttempt:
+        """Send through `send` if the destination admits it, else a not-tried retryable attempt."""
+        destination = self._destination(key)
+        if not destination.breaker.allow():
+            return _not_tried(notification, f"circuit open for {key}: too many recent failures")
+        try:
+            async with asyncio.timeout(self._queue_timeout):
+                await destination.slots.acquire()
+        except TimeoutError:
+            destination.breaker.probing = False
+            return _not_tried(notification, f"{key} is saturated: no free slot within the limit")
+        try:
+            attempt = await send(notification)
+        finally:
+            destination.slots.release()
+        destination.breaker.record(attempt.outcome is not DeliveryOutcome.RETRYABLE)
+        return attempt
+
+    def open_breakers(self) -> int:
+        """How many destinations are currently refused."""
+        return sum(1 for d in self._destinations.values() if d.breaker.is_open)
+
+    def _destination(self, key: str) -> _Destination:
+        destination = self._destinations.get(key)
+        if destination is None:
+            destination = _Destination(
+                CircuitBreaker(self._threshold, self._cooldown),
+                asyncio.Semaphore(self._concurrency),
+            )
+            self._destinations[key] = destination
+            self._evict_idle()
+        self._destinations.move_to_end(key)
+        return destination
+
+    def _evict_idle(self) -> None:
+        while len(self._destinations) > self._max_destinations:
+            oldest_key, oldest = next(iter(self._destinations.items()))
+            if oldest.slots.locked():
+                break
+            del self._destinations[oldest_key]
+
+
+def _not_tried(notification: Notification, reason: str) -> DeliveryAttempt:
+    return attempt_record(notification, 0.0, None, DeliveryError(reason, retryable=True))

@@ -1,0 +1,208 @@
+"""Per-event work, as named stages: decode, find webhooks, deliver each channel, record, route."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from hookline.channels.base import attempt_record
+from hookline.channels.catalog import ChannelCatalog, UnknownChannelError
+from hookline.errors import DeliveryError, WebhookNotFoundError
+from hookline.registry import OutcomeRecorder, WebhookCache, WebhookStore
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, EventEnvelope, Notification
+from hookline.schemas import delivery_id as make_delivery_id
+from hookline.schemas.retries import RetryRecord
+from hookline.worker.backoff import until_done
+from hookline.worker.destinations import DestinationGate
+from hookline.worker.failures import DeliveryResult, FailureRouter
+from hookline.worker.metrics import WorkerMetrics
+
+logger = logging.getLogger(__name__)
+
+_BLIP_MAX_LATENCY_MS = 1000.0
+"""Only a failure this fast counts as a blip worth one immediate retry; a timeout does not."""
+
+
+class InvalidMessageError(ValueError):
+    """A message that is not a valid event envelope; its text says why."""
+
+
+def decode_event(raw: bytes | None) -> EventEnvelope:
+    """The envelope in a Kafka message value, or InvalidMessageError with the reason."""
+    if raw is None:
+        raise InvalidMessageError("empty message (no value)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessageError(f"not UTF-8: {exc}") from None
+    try:
+        return EventEnvelope.model_validate_json(text)
+    except ValidationError as exc:
+        reason = (
+            "not JSON" if exc.errors()[0]["type"] == "json_invalid" else "not an event envelope"
+        )
+        raise InvalidMessageError(f"{reason}: {_summary(exc)}") from None
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:5]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Dispatcher:
+    """Carries one event, or one due retry, through delivery to every matching channel."""
+
+    cache: WebhookCache
+    store: WebhookStore
+    catalog: ChannelCatalog
+    gate: DestinationGate
+    recorder: OutcomeRecorder
+    router: FailureRouter
+    metrics: WorkerMetrics
+    blip_retry_delay: float = 0.2
+
+    async def handle_event(self, message: ConsumerRecord) -> list[DeliveryResult]:
+        """Deliver a fresh event to every channel of every matching active webhook."""
+        try:
+            event = decode_event(message.value)
+        except InvalidMessageError as exc:
+            await self.router.reject_message(message, str(exc))
+            return []
+        notifications = await self._notifications(event)
+        done = await until_done(
+            lambda: self.recorder.delivered(
+                event.internal_id, [n.delivery_id for n, _ in notifications]
+            ),
+            what="checking earlier deliveries",
+        )
+        return list(
+            await asyncio.gather(
+                *(
+                    self._deliver(n, index, 0)
+                    for n, index in notifications
+                    if n.delivery_id not in done
+                )
+            )
+        )
+
+    async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
+        """Try a delivery from a retry tier again, with the webhook's current configuration."""
+        notification = await self._retry_notification(record)
+        if notification is None:
+            return DeliveryResult.DROPPED
+        org = record.event.internal_id
+        done = await until_done(
+            lambda: self.recorder.delivered(org, [record.delivery_id]), what="checking deliveries"
+        )
+        if done:
+            return DeliveryResult.ALREADY_DELIVERED
+        return await self._deliver(notification, record.channel_index, record.retries_done + 1)
+
+    async def _notifications(self, event: EventEnvelope) -> list[tuple[Notification, int]]:
+        webhooks = await until_done(
+            lambda: self.cache.find_active(event.internal_id, event.event_type),
+            what="looking up webhooks",
+        )
+        return [
+            (
+                Notification(
+                    event=event,
+                    webhook_id=webhook.webhook_id,
+                    webhook_name=webhook.webhook_name,
+                    channel=channel,
+                    delivery_id=make_delivery_id(event.event_id, webhook.webhook_id, index),
+                ),
+                index,
+            )
+            for webhook in webhooks
+            for index, channel in enumerate(webhook.channels)
+        ]
+
+    async def _retry_notification(self, record: RetryRecord) -> Notification | None:
+        org = record.event.internal_id
+        try:
+            webhook = await until_done(
+                lambda: self.store.get(org, record.webhook_id), what="reading webhook"
+            )
+        except WebhookNotFoundError:
+            logger.info("retry dropped: webhook deleted", extra=_context(record))
+            return None
+        channels = webhook.channels
+        if (
+            not webhook.is_active
+            or not webhook.subscribes_to(record.event.event_type)
+            or record.channel_index >= len(channels)
+            or channels[record.channel_index].channel != record.channel
+        ):
+            logger.info("retry dropped: webhook paused or changed", extra=_context(record))
+            return None
+        return Notification(
+            event=record.event,
+            webhook_id=webhook.webhook_id,
+            webhook_name=webhook.webhook_name,
+            channel=channels[record.channel_index],
+            delivery_id=record.delivery_id,
+            attempt=record.attempts + 1,
+        )
+
+    async def _deliver(
+        self, notification: Notification, channel_index: int, retries_done: int
+    ) -> DeliveryResult:
+        attempt = await self._attempt(notification)
+        if _is_blip(attempt):
+            await self._record(notification, attempt)
+            await asyncio.sleep(self.blip_retry_delay)
+            notification = dataclasses.replace(notification, attempt=notification.attempt + 1)
+            attempt = await self._attempt(notification)
+        await self._record(notification, attempt)
+        if attempt.delivered:
+            return DeliveryResult.DELIVERED
+        return await self.router.after_failure(notification, attempt, channel_index, retries_done)
+
+    async def _attempt(self, notification: Notification) -> DeliveryAttempt:
+        try:
+            channel = self.catalog.get(notification.channel.channel)
+        except UnknownChannelError as exc:
+            return attempt_record(notification, 0.0, None, DeliveryError(str(exc), retryable=False))
+        return await self.gate.send(channel.destination(notification), notification, channel.send)
+
+    async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:
+        org = notification.event.internal_id
+        await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
+        self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
+        if not attempt.delivered:
+            logger.warning("delivery failed: %s", attempt.error, extra=_attempt_context(attempt))
+
+
+def _is_blip(attempt: DeliveryAttempt) -> bool:
+    return (
+        attempt.outcome is DeliveryOutcome.RETRYABLE
+        and 0 < attempt.latency_ms < _BLIP_MAX_LATENCY_MS
+        and (attempt.retry_after is None or attempt.retry_after <= 1)
+    )
+
+
+def _context(record: RetryRecord) -> dict[str, object]:
+    return {
+        "event_id": record.event.event_id,
+        "webhook_id": record.webhook_id,
+        "delivery_id": record.delivery_id,
+        "channel": record.channel,
+    }
+
+
+def _attempt_context(attempt: DeliveryAttempt) -> dict[str, object]:
+    return {
+        "event_id": attempt.event_id,
+        "webhook_id": attempt.webhook_id,
+        "delivery_id": attempt.delivery_id,
+        "channel": attempt.channel,
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome.value,
+    }

@@ -1,0 +1,149 @@
+"""Where a failed delivery goes next: a durable retry tier, or the dead-letter topic."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import timedelta
+from enum import StrEnum
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
+from hookline.schemas.common import utc_now
+from hookline.schemas.retries import DeadLetter, RetryRecord, SourcePosition
+from hookline.worker.backoff import until_done
+from hookline.worker.metrics import WorkerMetrics
+from hookline.worker.retry_policy import next_delay, tier_delays, tier_for, tier_label
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryResult(StrEnum):
+    """How the worker finished with one delivery."""
+
+    DELIVERED = "delivered"
+    ALREADY_DELIVERED = "already_delivered"
+    RETRY_SCHEDULED = "retry_scheduled"
+    GAVE_UP = "gave_up"
+    DROPPED = "dropped"
+    """A retry whose webhook or channel no longer exists, or no longer wants the event."""
+
+
+class RetryTiers:
+    """One Kafka topic per distinct delay of the retry schedule."""
+
+    def __init__(self, prefix: str, schedule: list[float]) -> None:
+        self.schedule = schedule
+        self._delays = tier_delays(schedule)
+        self._topics = {delay: f"{prefix}.{tier_label(delay)}" for delay in self._delays}
+
+    @property
+    def topics(self) -> list[str]:
+        """Every tier's topic, shortest delay first."""
+        return list(self._topics.values())
+
+    def topic_for(self, delay: float) -> str:
+        """The tier topic that waits at least `delay`."""
+        return self._topics[tier_for(delay, self._delays)]
+
+
+class FailureRouter:
+    """Publishes retry records and dead letters; returns once Kafka has acknowledged them."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        tiers: RetryTiers,
+        dlq_topic: str,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self._producer = producer
+        self._tiers = tiers
+        self._dlq_topic = dlq_topic
+        self._metrics = metrics
+
+    async def after_failure(
+        self,
+        notification: Notification,
+        attempt: DeliveryAttempt,
+        channel_index: int,
+        retries_done: int,
+    ) -> DeliveryResult:
+        """Schedule a retry for a retryable failure while the schedule lasts; else dead-letter."""
+        delay = None
+        if attempt.outcome is DeliveryOutcome.RETRYABLE:
+            delay = next_delay(self._tiers.schedule, retries_done, attempt.retry_after)
+        if delay is None:
+            await self._dead_letter(notification, attempt, channel_index)
+            return DeliveryResult.GAVE_UP
+        record = RetryRecord(
+            event=notification.event,
+            webhook_id=notification.webhook_id,
+            channel_index=channel_index,
+            channel=attempt.channel,
+            delivery_id=notification.delivery_id,
+            attempts=notification.attempt,
+            retries_done=retries_done,
+            due_at=utc_now() + timedelta(seconds=delay),
+            last_error=attempt.error,
+            last_status=attempt.status,
+        )
+        await self._publish(self._tiers.topic_for(delay), record.event.internal_id, record)
+        self._metrics.retries_scheduled.labels(attempt.channel).inc()
+        return DeliveryResult.RETRY_SCHEDULED
+
+    async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
+        """Dead-letter a message that is not a valid event or retry record."""
+        raw: bytes = message.value or b""
+        try:
+            text, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode(), "base64"
+        letter = DeadLetter(
+            reason=reason,
+            failed_at=utc_now(),
+            source=_position(message),
+            raw=text,
+            raw_encoding=encoding,
+        )
+        key = message.key.decode("utf-8", "replace") if message.key else None
+        await self._publish(self._dlq_topic, key, letter)
+        self._metrics.dead_letters.labels("invalid_message").inc()
+
+    async def _dead_letter(
+        self, notification: Notification, attempt: DeliveryAttempt, channel_index: int
+    ) -> None:
+        reason = (
+            "retries_exhausted"
+            if attempt.outcome is DeliveryOutcome.RETRYABLE
+            else "permanent_failure"
+        )
+        letter = DeadLetter(
+            reason=reason,
+            failed_at=utc_now(),
+            event=notification.event,
+            webhook_id=notification.webhook_id,
+            channel=attempt.channel,
+            channel_index=channel_index,
+            delivery_id=notification.delivery_id,
+            attempts=notification.attempt,
+            last_error=attempt.error,
+            last_status=attempt.status,
+        )
+        await self._publish(self._dlq_topic, notification.event.internal_id, letter)
+        self._metrics.dead_letters.labels(reason).inc()
+
+    async def _publish(self, topic: str, key: str | None, record: RetryRecord | DeadLetter) -> None:
+        value = record.model_dump_json().encode()
+        encoded_key = key.encode() if key else None
+
+        async def send() -> None:
+            await self._producer.send_and_wait(topic, value, key=encoded_key)
+
+        await until_done(send, what=f"publishing to {topic}")
+
+
+def _position(message: ConsumerRecord) -> SourcePosition:
+    return SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)

@@ -1,0 +1,268 @@
+"""The worker process: consume, dispatch under an in-flight bound, commit what is finished."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from hookline.schemas.retries import RetryRecord
+from hookline.settings import Settings
+from hookline.worker.backoff import until_done
+from hookline.worker.components import Components
+from hookline.worker.offsets import OffsetTracker
+
+logger = logging.getLogger(__name__)
+
+_POLL_MS = 100
+_LAG_REPORT_INTERVAL = 5.0
+_STALL_AFTER = 60.0
+
+
+class Worker:
+    """One consumer of the group; owns every task it starts and stops them on shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stopping = asyncio.Event()
+        self._tracker = OffsetTracker()
+        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._waiting: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self._full = False
+        self._last_beat = time.monotonic()
+        self._last_lag_report = 0.0
+        self._parts: Components | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    def stop(self) -> None:
+        """Ask the worker to stop fetching, drain and exit (safe to call from a signal handler)."""
+        self._stopping.set()
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port /metrics is served on, once started."""
+        return self._parts.health.port if self._parts else None
+
+    async def run(self) -> None:
+        """Consume until stopped, then drain in-flight events and commit."""
+        self._parts = await Components.open(self._settings, alive=self._alive, ready=self._ready)
+        try:
+            consumer = await until_done(self._start_consumer, what="connecting to Kafka")
+            self._consumer = consumer
+            logger.info("worker consuming %s", ", ".join(consumer.subscription()))
+            await self._consume_routine()
+            await self._drain()
+        finally:
+            await self._close()
+
+    async def _consume_routine(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while not self._stopping.is_set():
+            self._apply_backpressure()
+            try:
+                batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=self._room())
+            except KafkaError as exc:
+                logger.warning("fetch failed (%r); retrying", exc)
+                await asyncio.sleep(1)
+                continue
+            for tp, messages in batch.items():
+                self._take(tp, messages)
+            await self._commit()
+            await self._report()
+
+    def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
+        if tp.topic not in self._retry_topics:
+            for message in messages:
+                self._spawn(tp, message.offset, self._handle_event(message))
+            return
+        for message in messages:
+            record = _retry_record(message)
+            if record is not None and record.due_at > datetime.now(UTC):
+                self._wait_until_due(tp, message.offset, record.due_at)
+                return
+            self._spawn(tp, message.offset, self._handle_retry(message, record))
+
+    def _spawn(self, tp: TopicPartition, offset: int, work: Awaitable[None]) -> None:
+        self._tracker.start(tp, offset)
+
+        async def run_then_finish() -> None:
+            await work
+            self._tracker.finish(tp, offset)
+
+        task = asyncio.create_task(run_then_finish())
+        self._tasks[task] = tp
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        del self._tasks[task]
+
+    async def _handle_event(self, message: ConsumerRecord) -> None:
+        parts = self._parts
+        assert parts is not None
+        try:
+            await parts.dispatcher.handle_event(message)
+        except Exception as exc:
+            await self._reject_after_bug(message, exc)
+
+    async def _handle_retry(self, message: ConsumerRecord, record: RetryRecord | None) -> None:
+        parts = self._parts
+        assert parts is not None
+        try:
+            if record is None:
+                await parts.router.reject_message(message, "not a retry record")
+            else:
+                await parts.dispatcher.handle_retry(record)
+        except Exception as exc:
+            await self._reject_after_bug(message, exc)
+
+    async def _reject_after_bug(self, message: ConsumerRecord, exc: Exception) -> None:
+        # A bug must neither crash the worker nor stall the partition: keep the message aside.
+        logger.exception("unexpected error handling %s@%s", message.topic, message.offset)
+        assert self._parts is not None
+        await self._parts.router.reject_message(message, f"internal error: {exc!r}")
+
+    def _wait_until_due(self, tp: TopicPartition, offset: int, due_at: datetime) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        consumer.pause(tp)
+        consumer.seek(tp, offset)
+        delay = max(0.0, (due_at - datetime.now(UTC)).total_seconds())
+        loop = asyncio.get_running_loop()
+        self._waiting[tp] = loop.call_later(delay, self._resume_due, tp)
+
+    def _resume_due(self, tp: TopicPartition) -> None:
+        self._waiting.pop(tp, None)
+        consumer = self._consumer
+        if consumer is not None and tp in consumer.assignment() and not self._full:
+            consumer.resume(tp)
+
+    def _room(self) -> int:
+        return max(1, self._settings.max_in_flight - len(self._tasks))
+
+    def _apply_backpressure(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        full = len(self._tasks) >= self._settings.max_in_flight
+        if full and not self._full:
+            consumer.pause(*consumer.assignment())
+        elif self._full and not full:
+            consumer.resume(*(consumer.assignment() - set(self._waiting)))
+        self._full = full
+
+    async def _commit(self, only: set[TopicPartition] | None = None) -> None:
+        offsets = self._tracker.committable()
+        if only is not None:
+            offsets = {tp: o for tp, o in offsets.items() if tp in only}
+        if not offsets or self._consumer is None:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            logger.warning("commit failed (%r); will retry", exc)
+            return
+        self._tracker.committed(offsets)
+
+    async def _report(self) -> None:
+        self._last_beat = time.monotonic()
+        parts, consumer = self._parts, self._consumer
+        assert parts is not None and consumer is not None
+        parts.metrics.events_in_flight.set(len(self._tasks))
+        if self._last_beat - self._last_lag_report < _LAG_REPORT_INTERVAL:
+            return
+        self._last_lag_report = self._last_beat
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                lag = highwater - await consumer.position(tp)
+                parts.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    async def _drain(self) -> None:
+        """Finish in-flight deliveries within the shutdown timeout, then commit."""
+        if self._tasks:
+            logger.info("draining %d in-flight events", len(self._tasks))
+            _, late = await asyncio.wait(list(self._tasks), timeout=self._settings.shutdown_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self._commit()
+
+    async def release(self, revoked: set[TopicPartition]) -> None:
+        """Before partitions move to another worker: let their events finish, commit, forget."""
+        pending = [task for task, tp in self._tasks.items() if tp in revoked]
+        if pending:
+            await asyncio.wait(pending, timeout=min(self._settings.shutdown_timeout, 30.0))
+        await self._commit(only=revoked)
+        self._tracker.forget(revoked)
+        for tp in revoked & set(self._waiting):
+            self._waiting.pop(tp).cancel()
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.max_in_flight,
+        )
+        try:
+            await consumer.start()
+            consumer.subscribe(
+                topics=[*settings.topics, *self._retry_topics], listener=_Rebalance(self)
+            )
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    @property
+    def _retry_topics(self) -> list[str]:
+        assert self._parts is not None
+        return self._parts.tiers.topics
+
+    def _alive(self) -> bool:
+        return time.monotonic() - self._last_beat < _STALL_AFTER
+
+    async def _ready(self) -> bool:
+        consumer, parts = self._consumer, self._parts
+        if consumer is None or parts is None or self._stopping.is_set():
+            return False
+        with contextlib.suppress(Exception):
+            return bool(await parts.redis.ping())
+        return False
+
+    async def _close(self) -> None:
+        for handle in self._waiting.values():
+            handle.cancel()
+        self._waiting.clear()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._parts is not None:
+            await self._parts.aclose()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._worker.release(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        logger.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+def _retry_record(message: ConsumerRecord) -> RetryRecord | None:
+    try:
+        return RetryRecord.model_validate_json(message.value or b"")
+    except ValidationError:
+        return None

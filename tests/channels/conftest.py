@@ -1,0 +1,34 @@
+"""Local stand-ins of the third-party APIs that channels talk to."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.peers.slack_api import SlackStandIn
+from tests.peers.twilio_api import TwilioStandIn
+
+
+@pytest.fixture
+async def slack_standin() -> AsyncIterator[SlackStandIn]:
+    """Slack with a bot in C0STANDIN01, a channel it has not joined and an archived one."""
+    async with SlackStandIn(not_joined={"C0OUTSIDE01"}, archived={"C0ARCHIVED1"}) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def twilio_standin() -> AsyncIterator[TwilioStandIn]:
+    """A Twilio account with one sender number and one Messaging Service."""
+    async with TwilioStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL where nothing listens, so connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
