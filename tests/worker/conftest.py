@@ -1,0 +1,139 @@
+"""Worker fixtures: isolated topics and group, a real receiver, a publisher, a running worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio import Redis
+
+from hookline.registry import RegistryKeys, WebhookStore
+from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
+from hookline.settings import Settings
+from hookline.worker.runner import Worker
+from hookline.worker.topics import ensure_topics
+from tests.peers.http_receiver import HttpReceiver
+
+
+@pytest.fixture
+def worker_settings(settings: Settings) -> Settings:
+    """Settings with topics, group and retry tiers of this test's own, and a fast schedule."""
+    run = uuid.uuid4().hex[:10]
+    return settings.model_copy(
+        update={
+            "topics": [f"test-events-{run}"],
+            "consumer_group": f"test-group-{run}",
+            "retry_topic_prefix": f"test-retry-{run}",
+            "dlq_topic": f"test-dlq-{run}",
+            "retry_schedule": [1.0, 2.0],
+            "metrics_port": 0,
+            "shutdown_timeout": 10.0,
+            "blip_retry_delay": 0.05,
+        }
+    )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    """A real HTTP endpoint on loopback."""
+    endpoint = HttpReceiver()
+    await endpoint.start()
+    yield endpoint
+    await endpoint.stop()
+
+
+@pytest.fixture
+def store(redis: Redis, worker_settings: Settings) -> WebhookStore:
+    return WebhookStore(redis, RegistryKeys(worker_settings.redis_key_prefix))
+
+
+@pytest.fixture
+async def publish(worker_settings: Settings) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """Publish events (or raw bytes) to the worker's topic, keyed by organization."""
+    await ensure_topics(
+        worker_settings.kafka_bootstrap_servers,
+        worker_settings.topics,
+        partitions=4,
+        replication_factor=1,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=worker_settings.kafka_bootstrap_servers)
+    await producer.start()
+
+    async def send(*items: EventEnvelope | bytes) -> None:
+        for item in items:
+            if isinstance(item, bytes):
+                await producer.send(worker_settings.topics[0], item)
+            else:
+                value = item.model_dump_json().encode()
+                await producer.send(worker_settings.topics[0], value, key=item.internal_id.encode())
+        await producer.flush()
+
+    yield send
+    await producer.stop()
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
+    """A worker running in this process until the block ends (then stopped and drained)."""
+    worker = Worker(settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def create_webhook(
+    store: WebhookStore, org: str, channels: list[dict[str, Any]], **fields: Any
+) -> Webhook:
+    """Register a webhook as the API would."""
+    body = {"webhook_name": "test", "event_types": ["*"], "channels": channels, **fields}
+    return await store.create(org, WebhookCreate.model_validate(body))
+
+
+def http_channel(url: str, **configs: Any) -> dict[str, Any]:
+    return {"channel": "webhook", "configs": {"url": url, **configs}}
+
+
+async def eventually(check: Callable[[], Any], within: float = 20.0) -> None:
+    """Wait until `check()` (sync or async) is truthy; fail after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def read_topic(
+    settings: Settings, topic: str, count: int, within: float = 20.0
+) -> list[dict[str, Any]]:
+    """The first `count` JSON records of a topic (e.g. the dead-letter topic)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(within):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=200)
+                records.extend(json.loads(m.value) for ms in batch.values() for m in ms)
+    finally:
+        await consumer.stop()
+    return records
