@@ -12,7 +12,8 @@ import aiohttp
 from hookline.channels.base import DeliveryChannel
 from hookline.channels.outbound_guard import pooled_connector
 from hookline.channels.templates import TemplateRenderer
-from hookline.errors import ConfigurationError
+from hookline.errors import ConfigurationError, DeliveryError
+from hookline.schemas import Notification
 from hookline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,18 @@ def plugin_factories() -> dict[str, ChannelFactory]:
     return found
 
 
+class _MissingChannel(DeliveryChannel):
+    """Stands in for a channel that is not installed: every delivery fails permanently."""
+
+    name = "missing"
+
+    def __init__(self, error: UnknownChannelError) -> None:
+        self._error = error
+
+    async def deliver(self, notification: Notification) -> int | None:
+        raise DeliveryError(str(self._error), retryable=False)
+
+
 class ChannelCatalog:
     """Owns every channel and the HTTP sessions they share; one per process."""
 
@@ -113,6 +126,16 @@ class ChannelCatalog:
             return self._channels[name]
         except KeyError:
             raise UnknownChannelError(name, list(self._channels)) from None
+
+    def sender_of(self, notification: Notification) -> DeliveryChannel:
+        """The channel that sends `notification`; one that fails permanently if none is installed.
+
+        A plugin uninstalled after a webhook was saved is then a delivery failure to report,
+        not an error that stops the caller.
+        """
+        name = notification.channel.channel
+        channel = self._channels.get(name)
+        return channel or _MissingChannel(UnknownChannelError(name, list(self._channels)))
 
     def names(self) -> list[str]:
         """Names of every available channel."""

@@ -15,7 +15,13 @@ from hookline.schemas.channel_configs import (
     SmsConfigs,
 )
 from hookline.schemas.common import REDACTED, REVEAL_SECRETS, new_event_id, new_organization_id
-from hookline.schemas.deliveries import DeliveryAttempt, DeliveryOutcome, Notification, delivery_id
+from hookline.schemas.deliveries import (
+    DeliveryAttempt,
+    DeliveryOutcome,
+    Notification,
+    delivery_id,
+    notifications_for,
+)
 from hookline.schemas.event_types import WebhookEventType
 from hookline.schemas.events import EventEnvelope
 from hookline.schemas.webhooks import (
@@ -56,4 +62,5 @@ __all__ = [
     "delivery_id",
     "new_event_id",
     "new_organization_id",
+    "notifications_for",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hookline.schemas.channel_configs import Channel
 from hookline.schemas.common import UtcDatetime
 from hookline.schemas.events import EventEnvelope
+from hookline.schemas.webhooks import Webhook
 
 
 def delivery_id(event_id: str, webhook_id: str, channel_index: int) -> str:
@@ -31,6 +32,23 @@ class Notification:
     channel: Channel
     delivery_id: str
     attempt: int = 1
+    channel_index: int = 0
+    """Which of the webhook's channels this is (retries address the channel by it)."""
+
+
+def notifications_for(event: EventEnvelope, webhook: Webhook) -> list[Notification]:
+    """One first-attempt notification per channel of `webhook`, each with its delivery id."""
+    return [
+        Notification(
+            event=event,
+            webhook_id=webhook.webhook_id,
+            webhook_name=webhook.webhook_name,
+            channel=channel,
+            delivery_id=delivery_id(event.event_id, webhook.webhook_id, index),
+            channel_index=index,
+        )
+        for index, channel in enumerate(webhook.channels)
+    ]
 
 
 class DeliveryOutcome(StrEnum):

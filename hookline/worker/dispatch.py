@@ -9,12 +9,16 @@ import logging
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from hookline.channels.base import attempt_record
-from hookline.channels.catalog import ChannelCatalog, UnknownChannelError
-from hookline.errors import DeliveryError, WebhookNotFoundError
+from hookline.channels.catalog import ChannelCatalog
+from hookline.errors import WebhookNotFoundError
 from hookline.registry import OutcomeRecorder, WebhookCache, WebhookStore
-from hookline.schemas import DeliveryAttempt, DeliveryOutcome, EventEnvelope, Notification
-from hookline.schemas import delivery_id as make_delivery_id
+from hookline.schemas import (
+    DeliveryAttempt,
+    DeliveryOutcome,
+    EventEnvelope,
+    Notification,
+    notifications_for,
+)
 from hookline.schemas.retries import RetryRecord
 from hookline.worker.backoff import until_done
 from hookline.worker.destinations import DestinationGate
@@ -77,19 +81,12 @@ class Dispatcher:
         notifications = await self._notifications(event)
         done = await until_done(
             lambda: self.recorder.delivered(
-                event.internal_id, [n.delivery_id for n, _ in notifications]
+                event.internal_id, [n.delivery_id for n in notifications]
             ),
             what="checking earlier deliveries",
         )
-        return list(
-            await asyncio.gather(
-                *(
-                    self._deliver(n, index, 0)
-                    for n, index in notifications
-                    if n.delivery_id not in done
-                )
-            )
-        )
+        pending = [n for n in notifications if n.delivery_id not in done]
+        return list(await asyncio.gather(*(self._deliver(n, 0) for n in pending)))
 
     async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
         """Try a delivery from a retry tier again, with the webhook's current configuration."""
@@ -102,27 +99,14 @@ class Dispatcher:
         )
         if done:
             return DeliveryResult.ALREADY_DELIVERED
-        return await self._deliver(notification, record.channel_index, record.retries_done + 1)
+        return await self._deliver(notification, record.retries_done + 1)
 
-    async def _notifications(self, event: EventEnvelope) -> list[tuple[Notification, int]]:
+    async def _notifications(self, event: EventEnvelope) -> list[Notification]:
         webhooks = await until_done(
             lambda: self.cache.find_active(event.internal_id, event.event_type),
             what="looking up webhooks",
         )
-        return [
-            (
-                Notification(
-                    event=event,
-                    webhook_id=webhook.webhook_id,
-                    webhook_name=webhook.webhook_name,
-                    channel=channel,
-                    delivery_id=make_delivery_id(event.event_id, webhook.webhook_id, index),
-                ),
-                index,
-            )
-            for webhook in webhooks
-            for index, channel in enumerate(webhook.channels)
-        ]
+        return [n for webhook in webhooks for n in notifications_for(event, webhook)]
 
     async def _retry_notification(self, record: RetryRecord) -> Notification | None:
         org = record.event.internal_id
@@ -149,11 +133,10 @@ class Dispatcher:
             channel=channels[record.channel_index],
             delivery_id=record.delivery_id,
             attempt=record.attempts + 1,
+            channel_index=record.channel_index,
         )
 
-    async def _deliver(
-        self, notification: Notification, channel_index: int, retries_done: int
-    ) -> DeliveryResult:
+    async def _deliver(self, notification: Notification, retries_done: int) -> DeliveryResult:
         attempt = await self._attempt(notification)
         if _is_blip(attempt):
             await self._record(notification, attempt)
@@ -163,13 +146,10 @@ class Dispatcher:
         await self._record(notification, attempt)
         if attempt.delivered:
             return DeliveryResult.DELIVERED
-        return await self.router.after_failure(notification, attempt, channel_index, retries_done)
+        return await self.router.after_failure(notification, attempt, retries_done)
 
     async def _attempt(self, notification: Notification) -> DeliveryAttempt:
-        try:
-            channel = self.catalog.get(notification.channel.channel)
-        except UnknownChannelError as exc:
-            return attempt_record(notification, 0.0, None, DeliveryError(str(exc), retryable=False))
+        channel = self.catalog.sender_of(notification)
         return await self.gate.send(channel.destination(notification), notification, channel.send)
 
     async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:

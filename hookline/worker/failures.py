@@ -65,23 +65,19 @@ class FailureRouter:
         self._metrics = metrics
 
     async def after_failure(
-        self,
-        notification: Notification,
-        attempt: DeliveryAttempt,
-        channel_index: int,
-        retries_done: int,
+        self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
     ) -> DeliveryResult:
         """Schedule a retry for a retryable failure while the schedule lasts; else dead-letter."""
         delay = None
         if attempt.outcome is DeliveryOutcome.RETRYABLE:
             delay = next_delay(self._tiers.schedule, retries_done, attempt.retry_after)
         if delay is None:
-            await self._dead_letter(notification, attempt, channel_index)
+            await self._dead_letter(notification, attempt)
             return DeliveryResult.GAVE_UP
         record = RetryRecord(
             event=notification.event,
             webhook_id=notification.webhook_id,
-            channel_index=channel_index,
+            channel_index=notification.channel_index,
             channel=attempt.channel,
             delivery_id=notification.delivery_id,
             attempts=notification.attempt,
@@ -112,9 +108,7 @@ class FailureRouter:
         await self._publish(self._dlq_topic, key, letter)
         self._metrics.dead_letters.labels("invalid_message").inc()
 
-    async def _dead_letter(
-        self, notification: Notification, attempt: DeliveryAttempt, channel_index: int
-    ) -> None:
+    async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
         reason = (
             "retries_exhausted"
             if attempt.outcome is DeliveryOutcome.RETRYABLE
@@ -126,7 +120,7 @@ class FailureRouter:
             event=notification.event,
             webhook_id=notification.webhook_id,
             channel=attempt.channel,
-            channel_index=channel_index,
+            channel_index=notification.channel_index,
             delivery_id=notification.delivery_id,
             attempts=notification.attempt,
             last_error=attempt.error,

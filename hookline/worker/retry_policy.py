@@ -18,8 +18,9 @@ def next_delay(
     if retries_done >= len(schedule):
         return None
     delay = schedule[retries_done]
-    if retry_after is not None and retry_after > delay:
-        delay = min(retry_after, MAX_RETRY_AFTER)
+    if retry_after is not None:
+        # Clamp the peer's wish before comparing, so the clamp can never shorten the schedule.
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay
 
 
