@@ -1,4 +1,4 @@
-"""The `hookline` command: worker, api, keys and events; each calls into the part that owns it."""
+"""The `hookline` command: worker, api, keys, events and demo; each calls the part that owns it."""
 
 from __future__ import annotations
 
@@ -94,6 +94,23 @@ async def _events_send(settings: Settings, args: argparse.Namespace) -> None:
     print(event.event_id)
 
 
+async def _demo(settings: Settings, args: argparse.Namespace) -> None:
+    from hookline.demo.runner import DemoOptions, run_demo
+
+    options = DemoOptions(events=args.events, keep_services=args.keep_services, stay=args.stay)
+    await run_demo(settings, options)
+
+
+def _event_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 100000")
+    return count
+
+
 def _event_from_args(args: argparse.Namespace) -> EventEnvelope:
     try:
         data = json.loads(args.data)
@@ -137,6 +154,22 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--type", required=True, choices=_publishable_types(), metavar="EVENT_TYPE")
     send.add_argument("--data", default="{}", help="the event's data, a JSON object")
     send.set_defaults(run=_events_send)
+
+    demo = commands.add_parser(
+        "demo", help="run everything here and watch sample events reach every channel"
+    )
+    demo.add_argument(
+        "--events", type=_event_count, default=20, metavar="N", help="events to publish (20)"
+    )
+    demo.add_argument(
+        "--keep-services",
+        action="store_true",
+        help="leave Kafka and Redis running if the demo had to start them",
+    )
+    demo.add_argument(
+        "--stay", action="store_true", help="after the summary, keep everything up until Ctrl-C"
+    )
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -11,6 +11,10 @@ class ConfigurationError(HooklineError):
     """A setting is missing or invalid; the message names the variable."""
 
 
+class DemoError(HooklineError):
+    """`hookline demo` could not run to its end; the message says why."""
+
+
 class RegistryError(HooklineError):
     """The webhook registry could not carry out a request."""
 

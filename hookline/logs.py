@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 CONTEXT_FIELDS = ("event_id", "webhook_id", "delivery_id", "channel", "attempt", "outcome")
 
@@ -29,9 +29,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as JSON."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every log record to `stream` (stderr by default) as JSON."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import DeliveryAttempt
@@ -24,11 +25,15 @@ class DeliveryLog:
     async def append(self, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
         """Record attempts (any webhooks of `org`) in one round trip, trimming each log."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for attempt in attempts:
-                key = self._keys.delivery_log(org, attempt.webhook_id)
-                pipe.lpush(key, attempt.model_dump_json())
-                pipe.ltrim(key, 0, self._length - 1)
+            self.queue_append(pipe, org, attempts)
             await pipe.execute()
+
+    def queue_append(self, pipe: Pipeline, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
+        """Queue what `append` writes on `pipe`, to share the round trip of other writes."""
+        for attempt in attempts:
+            key = self._keys.delivery_log(org, attempt.webhook_id)
+            pipe.lpush(key, attempt.model_dump_json())
+            pipe.ltrim(key, 0, self._length - 1)
 
     async def recent(self, org: str, webhook_id: str, limit: int = 100) -> list[DeliveryAttempt]:
         """Up to `limit` attempts of one webhook, newest first."""

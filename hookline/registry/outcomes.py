@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -39,19 +37,25 @@ class OutcomeRecorder:
         return {d for d, mark in zip(delivery_ids, found, strict=True) if mark is not None}
 
     async def record(self, org: str, attempt: DeliveryAttempt) -> None:
-        """Mark success (so it is never sent again), log the attempt, update the webhook."""
-        writes: list[Any] = [self._log.append(org, [attempt])]
-        if attempt.delivered:
-            marker = self._keys.delivered(org, attempt.delivery_id)
-            writes.append(self._redis.set(marker, "1", ex=self._delivered_ttl))
-            writes.append(self._store.record_success(org, attempt.webhook_id, attempt.at))
-        else:
-            failure = DeliveryFailure(
-                message=attempt.error or attempt.outcome.value,
-                channel=attempt.channel,
-                at=attempt.at,
-                status=attempt.status,
-                delivery_id=attempt.delivery_id,
-            )
-            writes.append(self._store.record_failure(org, attempt.webhook_id, failure))
-        await asyncio.gather(*writes)
+        """Mark success (so it is never sent again), log the attempt, update the webhook.
+
+        All in one pipeline: one round trip and one pooled connection per attempt."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self._log.queue_append(pipe, org, [attempt])
+            if attempt.delivered:
+                marker = self._keys.delivered(org, attempt.delivery_id)
+                pipe.set(marker, "1", ex=self._delivered_ttl)
+                self._store.queue_success(pipe, org, attempt.webhook_id, attempt.at)
+            else:
+                self._store.queue_failure(pipe, org, attempt.webhook_id, _failure(attempt))
+            await pipe.execute()
+
+
+def _failure(attempt: DeliveryAttempt) -> DeliveryFailure:
+    return DeliveryFailure(
+        message=attempt.error or attempt.outcome.value,
+        channel=attempt.channel,
+        at=attempt.at,
+        status=attempt.status,
+        delivery_id=attempt.delivery_id,
+    )

@@ -192,6 +192,24 @@ class WebhookStore:
         """Set `last_success_at` unless a newer one is stored."""
         return await self._set_outcome(org, webhook_id, _LAST_SUCCESS, at.isoformat(), at)
 
+    def queue_failure(
+        self, pipe: Pipeline, org: str, webhook_id: str, failure: DeliveryFailure
+    ) -> None:
+        """Queue what `record_failure` writes on `pipe`, to share the round trip of other writes."""
+        value = failure.model_dump_json()
+        self._queue_outcome(pipe, org, webhook_id, _LAST_ERROR, value, failure.at)
+
+    def queue_success(self, pipe: Pipeline, org: str, webhook_id: str, at: datetime) -> None:
+        """Queue what `record_success` writes on `pipe`, to share the round trip of other writes."""
+        self._queue_outcome(pipe, org, webhook_id, _LAST_SUCCESS, at.isoformat(), at)
+
+    def _queue_outcome(
+        self, pipe: Pipeline, org: str, webhook_id: str, field: str, value: str, at: datetime
+    ) -> None:
+        # EVAL, not the registered script: a script in a pipeline costs a SCRIPT EXISTS round trip.
+        key = self._keys.webhook(org, webhook_id)
+        pipe.eval(_RECORD_OUTCOME, 1, key, field, value, f"{field}:ms", _millis(at))
+
     async def _set_outcome(
         self, org: str, webhook_id: str, field: str, value: str, at: datetime
     ) -> bool:

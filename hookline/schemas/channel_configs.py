@@ -214,7 +214,13 @@ class SmsChannel(StrictModel):
 class PluginChannel(StrictModel):
     """Deliver through a third-party channel; its plugin validates `configs` when it is loaded."""
 
-    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    channel: Annotated[
+        str,
+        StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$"),
+        # For the JSON schema only (built-in names never reach this model): one channel matches
+        # exactly one branch of the union, as its `oneOf` says.
+        Field(json_schema_extra={"not": {"enum": [t.value for t in ChannelType]}}),
+    ]
     configs: dict[str, Any]
 
 

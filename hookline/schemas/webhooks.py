@@ -29,7 +29,11 @@ def _no_duplicates(types: list[WebhookEventType]) -> list[WebhookEventType]:
 
 
 WebhookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-EventTypes = Annotated[list[WebhookEventType], Field(min_length=1), AfterValidator(_no_duplicates)]
+EventTypes = Annotated[
+    list[WebhookEventType],
+    Field(min_length=1, json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_no_duplicates),
+]
 Channels = Annotated[list[Channel], Field(min_length=1, max_length=MAX_CHANNELS)]
 WebhookId = Annotated[str, StringConstraints(pattern=WEBHOOK_ID_PATTERN)]
 OrganizationId = Annotated[str, StringConstraints(pattern=ORGANIZATION_ID_PATTERN)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -48,20 +49,30 @@ class Components:
         alive: Callable[[], bool],
         ready: Callable[[], Awaitable[bool]],
     ) -> Components:
-        """Connect to Redis and Kafka (waiting while they are down) and start serving health."""
-        metrics = WorkerMetrics()
-        health = HealthServer(metrics, alive=alive, ready=ready)
-        await health.start(settings.metrics_host, settings.metrics_port)
-        redis = connect_redis(settings)
-        keys = RegistryKeys(settings.redis_key_prefix)
-        store = WebhookStore(redis, keys)
-        cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
-        await until_done(cache.start, what="subscribing to change notices")
-        tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
-        await until_done(lambda: _ensure_topics(settings, tiers), what="creating topics")
-        producer = await until_done(lambda: _start_producer(settings), what="connecting to Kafka")
+        """Connect to Redis and Kafka (waiting while they are down) and start serving health.
+
+        Failing or cancelled (a stop during start-up), it closes again whatever it started."""
+        async with contextlib.AsyncExitStack() as started:
+            metrics = WorkerMetrics()
+            health = HealthServer(metrics, alive=alive, ready=ready)
+            started.push_async_callback(health.aclose)
+            await health.start(settings.metrics_host, settings.metrics_port)
+            redis = connect_redis(settings)
+            started.push_async_callback(redis.aclose)
+            keys = RegistryKeys(settings.redis_key_prefix)
+            store = WebhookStore(redis, keys)
+            cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
+            started.push_async_callback(cache.aclose)
+            await until_done(cache.start, what="subscribing to change notices")
+            tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
+            await until_done(lambda: _ensure_topics(settings, tiers), what="creating topics")
+            producer = await until_done(
+                lambda: _start_producer(settings), what="connecting to Kafka"
+            )
+            started.push_async_callback(producer.stop)
+            catalog = await ChannelCatalog.open(settings)
+            started.pop_all()
         router = FailureRouter(producer, tiers, settings.dlq_topic, metrics)
-        catalog = await ChannelCatalog.open(settings)
         recorder = OutcomeRecorder(
             redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl
         )

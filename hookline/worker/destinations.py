@@ -54,6 +54,19 @@ class _Destination:
     breaker: CircuitBreaker
     slots: asyncio.Semaphore
     last_used: float = field(default_factory=time.monotonic)
+    answered_at: float = float("-inf")
+    """When a send to this destination last ended (monotonic clock)."""
+    answer_seconds: float = 0.0
+    """How long that send took."""
+
+    def answered(self, started: float) -> None:
+        """Note that a send begun at `started` has just ended."""
+        self.answered_at = time.monotonic()
+        self.answer_seconds = self.answered_at - started
+
+    def is_slow(self, limit: float) -> bool:
+        """Whether it has answered nothing for `limit` seconds, or took longer than that."""
+        return time.monotonic() - self.answered_at > limit or self.answer_seconds > limit
 
 
 Send = Callable[[Notification], Awaitable[DeliveryAttempt]]
@@ -62,8 +75,11 @@ Send = Callable[[Notification], Awaitable[DeliveryAttempt]]
 class DestinationGate:
     """Admits deliveries to each destination under its limit and breaker.
 
-    A delivery that would wait longer than `queue_timeout` for a slot, or whose destination's
-    breaker is open, is not tried: it comes back as a retryable attempt for the retry tier.
+    A delivery whose destination's breaker is open, or that waits longer than `queue_timeout`
+    for a slot while the destination is slow to answer, is not tried: it comes back as a
+    retryable attempt for the retry tier. A destination that answers promptly but is merely
+    busy keeps its deliveries waiting: they are served in turn, and the worker's in-flight
+    bound pauses fetching, instead of filling the retry tier with deliveries that would work.
     """
 
     def __init__(
@@ -87,18 +103,31 @@ class DestinationGate:
         destination = self._destination(key)
         if not destination.breaker.allow():
             return _not_tried(notification, f"circuit open for {key}: too many recent failures")
-        try:
-            async with asyncio.timeout(self._queue_timeout):
-                await destination.slots.acquire()
-        except TimeoutError:
+        if not await self._take_slot(destination):
             destination.breaker.probing = False
             return _not_tried(notification, f"{key} is saturated: no free slot within the limit")
+        started = time.monotonic()
         try:
             attempt = await send(notification)
         finally:
             destination.slots.release()
+            destination.answered(started)
         destination.breaker.record(attempt.outcome is not DeliveryOutcome.RETRYABLE)
         return attempt
+
+    async def _take_slot(self, destination: _Destination) -> bool:
+        """Wait for a slot; give up only once the destination is slow, not merely busy."""
+        if not destination.slots.locked():
+            await destination.slots.acquire()  # free: no timer needed on this hot path
+            return True
+        while True:
+            try:
+                async with asyncio.timeout(self._queue_timeout):
+                    await destination.slots.acquire()
+                return True
+            except TimeoutError:
+                if destination.is_slow(self._queue_timeout):
+                    return False
 
     def open_breakers(self) -> int:
         """How many destinations are currently refused."""

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -53,15 +54,34 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until stopped, then drain in-flight events and commit."""
-        self._parts = await Components.open(self._settings, alive=self._alive, ready=self._ready)
         try:
-            consumer = await until_done(self._start_consumer, what="connecting to Kafka")
-            self._consumer = consumer
-            logger.info("worker consuming %s", ", ".join(consumer.subscription()))
-            await self._consume_routine()
-            await self._drain()
+            if await self._unless_stopped(self._start()):
+                await self._consume_routine()
+                await self._drain()
         finally:
             await self._close()
+
+    async def _start(self) -> None:
+        self._parts = await Components.open(self._settings, alive=self._alive, ready=self._ready)
+        consumer = await until_done(self._start_consumer, what="connecting to Kafka")
+        self._consumer = consumer
+        logger.info("worker consuming %s", ", ".join(consumer.subscription()))
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` unless stop() comes first (start-up waits while Kafka or Redis is down)."""
+        task = asyncio.create_task(work)
+        stopped = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            task.cancel()
+            stopped.cancel()
+            await asyncio.gather(task, stopped, return_exceptions=True)
+        if task.cancelled():
+            logger.info("stopped while starting")
+            return False
+        task.result()  # a start-up failure (e.g. bad configuration) ends the worker
+        return True
 
     async def _consume_routine(self) -> None:
         consumer = self._consumer

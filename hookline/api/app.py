@@ -1,0 +1,42 @@
+"""The management API: a FastAPI app built from settings, its services opened by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hookline import __version__
+from hookline.api.body_limit import BodySizeLimit
+from hookline.api.errors import install_error_handlers
+from hookline.api.routes import deliveries, health, webhooks
+from hookline.api.services import ApiServices, open_services
+from hookline.settings import Settings
+
+DESCRIPTION = (
+    "Manage an organization's webhooks: subscriptions of channels (HTTP endpoints, Slack, "
+    "email, SMS) to event types. Every `/v1` call needs `Authorization: Bearer sk_...`, an API "
+    "key of the organization; secrets are write-only and show as `**********`."
+)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API for `settings`; Redis and the channels are opened when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiServices]]:
+        async with open_services(settings) as services:
+            yield {"services": services}
+
+    app = FastAPI(
+        title="hookline",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit)
+    install_error_handlers(app)
+    for routes in (webhooks, deliveries, health):
+        app.include_router(routes.router)
+    return app

@@ -1,0 +1,140 @@
+"""The configuration changes the API makes: from request bodies, and secret rotation.
+
+A write body is documented as its schema but arrives as a raw JSON object: the stored secrets it
+keeps are restored first (a body may leave them out, which the schemas would refuse), then it is
+validated in full. Every write drops expired previous signing secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import HTTPException, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, GetPydanticSchema, ValidationError
+
+from hookline.api.redaction import ChannelSecrets
+from hookline.schemas import (
+    Channel,
+    HttpConfigs,
+    Webhook,
+    WebhookConfig,
+    WebhookCreate,
+    WebhookPatch,
+    WebhookReplace,
+)
+from hookline.schemas.common import utc_now
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _documented_as(model: type[BaseModel]) -> GetPydanticSchema:
+    """Shows a raw JSON object in the OpenAPI document as `model`, which validates it later."""
+    return GetPydanticSchema(
+        get_pydantic_json_schema=lambda _schema, handler: handler(model.__pydantic_core_schema__)
+    )
+
+
+CreateBody = Annotated[dict[str, Any], _documented_as(WebhookCreate)]
+ReplaceBody = Annotated[dict[str, Any], _documented_as(WebhookReplace)]
+PatchBody = Annotated[dict[str, Any], _documented_as(WebhookPatch)]
+
+
+class ConfigChanges:
+    """Turns write bodies into configurations, or raises RequestValidationError (422)."""
+
+    def __init__(self, secrets: ChannelSecrets, channel_names: Collection[str]) -> None:
+        self._secrets = secrets
+        self._channel_names = frozenset(channel_names)
+
+    def create(self, body: dict[str, Any]) -> WebhookConfig:
+        """The configuration of a new webhook."""
+        config = _validate(WebhookCreate, self._restored(body, ()))
+        self._check_installed(config.channels)
+        return config
+
+    def replace(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
+        """The configuration that replaces `current`'s."""
+        config = _validate(WebhookReplace, self._restored(body, current.channels))
+        self._check_installed(config.channels)
+        return _without_expired_secrets(config)
+
+    def patch(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
+        """`current`'s configuration with the fields of the patch changed."""
+        patch = _validate(WebhookPatch, self._restored(body, current.channels))
+        # Channels a patch leaves alone stay usable even if their plugin has gone since.
+        if patch.channels is not None:
+            self._check_installed(patch.channels)
+        try:
+            return _without_expired_secrets(patch.apply_to(current))
+        except ValidationError as exc:
+            raise _body_error(exc) from None
+
+    @staticmethod
+    def rotate(current: Webhook) -> WebhookConfig:
+        """`current`'s configuration with a new signing secret for each `webhook` channel."""
+        if not any(isinstance(channel.configs, HttpConfigs) for channel in current.channels):
+            raise HTTPException(status.HTTP_409_CONFLICT, "the webhook has no `webhook` channel")
+        now = utc_now()
+        channels = _with_http_configs(current.channels, lambda configs: configs.rotated(now))
+        return WebhookPatch(channels=channels).apply_to(current)
+
+    def _restored(self, body: dict[str, Any], stored: Sequence[Channel]) -> dict[str, Any]:
+        channels = body.get("channels")
+        if not isinstance(channels, list):
+            return body
+        return {**body, "channels": self._secrets.restore(channels, stored)}
+
+    def _check_installed(self, channels: list[Channel]) -> None:
+        unknown = [
+            {
+                "type": "value_error",
+                "loc": ("body", "channels", index, "channel"),
+                "msg": f"no channel named {channel.channel!r} is installed; "
+                f"installed: {', '.join(sorted(self._channel_names))}",
+            }
+            for index, channel in enumerate(channels)
+            if channel.channel not in self._channel_names
+        ]
+        if unknown:
+            raise RequestValidationError(unknown)
+
+
+def _with_http_configs(
+    channels: list[Channel], change: Callable[[HttpConfigs], HttpConfigs]
+) -> list[Channel]:
+    return [
+        channel.model_copy(update={"configs": change(channel.configs)})
+        if isinstance(channel.configs, HttpConfigs)
+        else channel
+        for channel in channels
+    ]
+
+
+def _without_expired_secrets(config: WebhookConfig) -> WebhookConfig:
+    now = utc_now()
+    channels = _with_http_configs(
+        config.channels,
+        lambda configs: configs.model_copy(
+            update={"previous_secrets": configs.unexpired_previous_secrets(now)}
+        ),
+    )
+    return config.model_copy(update={"channels": channels})
+
+
+def _validate(model: type[_Model], body: dict[str, Any]) -> _Model:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _body_error(exc) from None
+
+
+def _body_error(exc: ValidationError) -> RequestValidationError:
+    # Without `input` and `ctx`: after restoring, they could hold a stored secret.
+    return RequestValidationError(
+        [
+            {"type": error["type"], "loc": ("body", *error["loc"]), "msg": error["msg"]}
+            for error in exc.errors(include_url=False)
+        ]
+    )

@@ -1,0 +1,66 @@
+"""What the API's routes use, opened once per process by the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from hookline.api.changes import ConfigChanges
+from hookline.api.redaction import ChannelSecrets
+from hookline.channels.catalog import ChannelCatalog
+from hookline.registry import (
+    ApiKeyStore,
+    DeliveryLog,
+    OutcomeRecorder,
+    RegistryKeys,
+    WebhookStore,
+    connect_redis,
+)
+from hookline.settings import Settings
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """The Redis client, the stores over it, and the channels (for test-sends and secrets)."""
+
+    redis: Redis
+    webhooks: WebhookStore
+    api_keys: ApiKeyStore
+    deliveries: DeliveryLog
+    outcomes: OutcomeRecorder
+    catalog: ChannelCatalog
+    secrets: ChannelSecrets
+    changes: ConfigChanges
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
+    """Connect to Redis and open the channels; everything is closed on exit."""
+    redis = connect_redis(settings)
+    try:
+        catalog = await ChannelCatalog.open(settings)
+        try:
+            yield _services(redis, catalog, RegistryKeys(settings.redis_key_prefix))
+        finally:
+            await catalog.aclose()
+    finally:
+        await redis.aclose()
+
+
+def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiServices:
+    secrets = ChannelSecrets(catalog)
+    webhooks = WebhookStore(redis, keys)
+    deliveries = DeliveryLog(redis, keys)
+    return ApiServices(
+        redis=redis,
+        webhooks=webhooks,
+        api_keys=ApiKeyStore(redis, keys),
+        deliveries=deliveries,
+        outcomes=OutcomeRecorder(redis, keys, webhooks, deliveries),
+        catalog=catalog,
+        secrets=secrets,
+        changes=ConfigChanges(secrets, catalog.names()),
+    )

@@ -1,0 +1,113 @@
+"""What the API answers with: webhooks without `internal_id` and with their secrets redacted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+)
+
+from hookline.api.redaction import ChannelSecrets
+from hookline.schemas import (
+    Channel,
+    DeliveryAttempt,
+    DeliveryFailure,
+    HttpConfigs,
+    Webhook,
+    WebhookEventType,
+)
+
+
+class WebhookView(BaseModel):
+    """Configured webhook subscription for organization event notifications.
+
+    Secrets (signing secrets, tokens, Slack webhook URLs) are write-only and show as "**********".
+    """
+
+    webhook_id: str = Field(
+        description="Unique identifier: 'wh_' followed by 10 alphanumerics.",
+        examples=["wh_abc123def4"],
+    )
+    webhook_name: str = Field(description="Human-readable name for the webhook.")
+    event_types: list[WebhookEventType] = Field(
+        description="Event types that trigger this webhook ('*' for all)."
+    )
+    channels: list[Channel] = Field(description="Where each event is delivered, all of them.")
+    is_active: bool = Field(description="Whether events trigger notifications (False: paused).")
+    created_at: datetime = Field(description="UTC time of creation; never changes.")
+    updated_at: datetime = Field(description="UTC time of the most recent change.")
+    last_error: DeliveryFailure | None = Field(description="The last failed delivery, if any.")
+    last_success_at: datetime | None = Field(description="UTC time of the last delivery.")
+
+    @classmethod
+    def of(cls, webhook: Webhook, secrets: ChannelSecrets) -> Self:
+        """The view of a stored webhook."""
+        channels = [secrets.redact(channel) for channel in webhook.channels]
+        return cls.model_validate(
+            webhook.model_copy(update={"channels": channels}), from_attributes=True
+        )
+
+
+class WebhookWithNewSecrets(WebhookView):
+    """A webhook as a write returns it: each signing secret this request set is shown in full.
+
+    This is the only time a new signing secret is shown; store it to verify deliveries.
+    """
+
+    _revealed: frozenset[int] = PrivateAttr(default=frozenset())
+
+    @classmethod
+    def after_write(cls, webhook: Webhook, before: Webhook | None, secrets: ChannelSecrets) -> Self:
+        """The view of `webhook` with the signing secrets that `before` did not have revealed."""
+        view = cls.of(webhook, secrets)
+        old = {value for _, value in _signing_secrets(before.channels if before else [])}
+        new = _signing_secrets(webhook.channels)
+        view._revealed = frozenset(index for index, value in new if value not in old)
+        return view
+
+    @field_serializer("channels", mode="wrap")
+    def _reveal(
+        self, channels: list[Channel], handler: SerializerFunctionWrapHandler
+    ) -> list[dict[str, Any]]:
+        dumped: list[dict[str, Any]] = handler(channels)
+        for index, value in _signing_secrets(self.channels):
+            if index in self._revealed:
+                dumped[index]["configs"]["secret"] = value
+        return dumped
+
+
+def _signing_secrets(channels: list[Channel]) -> list[tuple[int, str]]:
+    return [
+        (index, channel.configs.secret.get_secret_value())
+        for index, channel in enumerate(channels)
+        if isinstance(channel.configs, HttpConfigs)
+    ]
+
+
+class WebhookList(BaseModel):
+    """One page of webhooks, oldest first."""
+
+    data: list[WebhookView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class DeliveryList(BaseModel):
+    """A webhook's most recent delivery attempts, newest first."""
+
+    data: list[DeliveryAttempt]
+
+
+class SentTestEvent(BaseModel):
+    """The test event that was sent and how each channel's attempt ended, in channel order."""
+
+    event_id: str
+    event_type: WebhookEventType
+    attempts: list[DeliveryAttempt]

@@ -1,0 +1,1 @@
+"""`hookline demo`: hookline and a local stand-in for every channel's peer, on this machine."""

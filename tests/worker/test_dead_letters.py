@@ -1,0 +1,117 @@
+"""What the worker gives up on is kept on the dead-letter topic, and the worker goes on."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from hookline.registry import WebhookStore
+from hookline.schemas import EventEnvelope, delivery_id, new_organization_id
+from hookline.settings import Settings
+from tests.conftest import make_event
+from tests.peers.http_receiver import HttpReceiver
+from tests.worker.conftest import (
+    create_webhook,
+    eventually,
+    http_channel,
+    read_topic,
+    running_worker,
+)
+from tests.worker.support import Publish, Script, committed_and_end, envelope
+
+POISON: dict[bytes, str] = {
+    b"\xff\xfe\x00\x80 binary": "not UTF-8",
+    b"{not json": "not JSON",
+    b'{"hello": "world"}': "not an event envelope",
+    envelope(event_type="object.exploded"): "event_type",
+    envelope(internal_id=None): "internal_id",
+    envelope(event_type="*"): "wildcard",
+}
+"""Messages that are not valid events, and a word their dead letter's reason must contain."""
+
+
+def raw_message(letter: dict[str, Any]) -> bytes:
+    """The original message bytes kept in a dead letter."""
+    raw: str = letter["raw"]
+    return base64.b64decode(raw) if letter["raw_encoding"] == "base64" else raw.encode()
+
+
+async def test_a_permanent_failure_sets_last_error_and_is_dead_lettered(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    script = Script(then=(400, {}))
+    receiver.answer = script
+    webhook = await create_webhook(store, org, [http_channel(receiver.url())])
+    event = make_event(org)
+
+    async with running_worker(worker_settings):
+        await publish(event)
+        await eventually(lambda: script.times)
+        [letter] = await read_topic(worker_settings, worker_settings.dlq_topic, 1)
+
+    assert len(script.times) == 1  # a permanent failure is not tried again
+    stored = await store.get(org, webhook.webhook_id)
+    assert stored.last_error is not None
+    assert stored.last_error.channel == "webhook"
+    assert stored.last_error.status == 400
+    assert "400" in stored.last_error.message
+    assert letter["reason"] == "permanent_failure"
+    assert EventEnvelope.model_validate(letter["event"]) == event
+    assert letter["webhook_id"] == webhook.webhook_id
+    assert letter["channel"] == "webhook"
+    assert letter["delivery_id"] == delivery_id(event.event_id, webhook.webhook_id, 0)
+    assert letter["attempts"] == 1
+    assert "400" in letter["last_error"]
+    assert letter["last_status"] == 400
+
+
+async def test_exhausted_retries_are_dead_lettered(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    script = Script(then=(503, {}))
+    receiver.answer = script
+    webhook = await create_webhook(store, org, [http_channel(receiver.url())])
+    event = make_event(org)
+    # A breaker that never opens, so that every attempt reaches the endpoint and is counted there.
+    settings = worker_settings.model_copy(update={"breaker_threshold": 100})
+
+    async with running_worker(settings):
+        await publish(event)
+        await eventually(lambda: script.times)
+        [letter] = await read_topic(worker_settings, worker_settings.dlq_topic, 1)
+
+    # The first attempt and one durable retry per entry of the schedule [1s, 2s], at least.
+    assert letter["reason"] == "retries_exhausted"
+    assert letter["attempts"] >= 3
+    assert letter["attempts"] == len(script.times)
+    assert EventEnvelope.model_validate(letter["event"]) == event
+    assert letter["webhook_id"] == webhook.webhook_id
+    assert letter["last_status"] == 503
+    stored = await store.get(org, webhook.webhook_id)
+    assert stored.last_error is not None and stored.last_error.status == 503
+
+
+async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    await create_webhook(store, org, [http_channel(receiver.url())])
+    valid = make_event(org)
+
+    async with running_worker(worker_settings):
+        await publish(*POISON, valid)
+        await eventually(lambda: receiver.received)
+        letters = await read_topic(worker_settings, worker_settings.dlq_topic, len(POISON))
+
+    by_message = {raw_message(letter): letter for letter in letters}
+    assert set(by_message) == set(POISON)
+    for message, word in POISON.items():
+        letter = by_message[message]
+        assert word in letter["reason"], letter["reason"]
+        assert letter["source"]["topic"] == worker_settings.topics[0]
+    # Every message was handled, the bad ones included: the group is at the end of each partition.
+    positions = await committed_and_end(worker_settings, worker_settings.topics[0])
+    assert positions and all(committed == end for committed, end in positions.values())
+    assert sum(end for _, end in positions.values()) == len(POISON) + 1

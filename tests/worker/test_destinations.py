@@ -1,0 +1,231 @@
+"""Per-destination circuit breakers and concurrency limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hookline.channels.base import attempt_record
+from hookline.errors import DeliveryError
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, HttpChannel, Notification
+from hookline.worker.destinations import CircuitBreaker, DestinationGate
+from tests.conftest import make_event
+
+DESTINATION = "webhook:hooks.example.com:443"
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker(threshold=3, cooldown=30.0, clock=clock)
+
+
+def fail(breaker: CircuitBreaker, times: int) -> None:
+    """Feed `times` allowed-and-failed deliveries."""
+    for _ in range(times):
+        assert breaker.allow()
+        breaker.record(succeeded=False)
+
+
+def test_a_closed_breaker_allows_and_stays_closed_below_the_threshold(
+    breaker: CircuitBreaker,
+) -> None:
+    fail(breaker, 2)
+
+    assert breaker.allow()
+    assert not breaker.is_open
+
+
+def test_a_success_resets_the_count_of_consecutive_failures(breaker: CircuitBreaker) -> None:
+    fail(breaker, 2)
+    breaker.record(succeeded=True)
+    fail(breaker, 2)
+
+    assert not breaker.is_open
+
+
+def test_it_opens_after_threshold_failures_and_refuses_during_the_cooldown(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+
+    assert breaker.is_open
+    assert not breaker.allow()
+    clock.now += 29.9
+    assert not breaker.allow()
+
+
+def test_after_the_cooldown_exactly_one_probe_goes_through(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    clock.now += 30.0
+
+    assert breaker.allow()
+    assert not breaker.allow()
+    assert not breaker.allow()
+
+
+def test_a_successful_probe_closes_the_breaker(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    fail(breaker, 3)
+    clock.now += 30.0
+    assert breaker.allow()
+
+    breaker.record(succeeded=True)
+
+    assert not breaker.is_open
+    assert all(breaker.allow() for _ in range(5))
+
+
+def test_a_failed_probe_reopens_it_for_another_full_cooldown(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    clock.now += 30.0
+    assert breaker.allow()
+
+    breaker.record(succeeded=False)
+
+    assert breaker.is_open
+    clock.now += 29.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()
+
+
+def notification() -> Notification:
+    """A delivery to DESTINATION."""
+    channel = HttpChannel.model_validate(
+        {"channel": "webhook", "configs": {"url": "https://hooks.example.com/in"}}
+    )
+    return Notification(
+        event=make_event(),
+        webhook_id="wh_test",
+        webhook_name="test",
+        channel=channel,
+        delivery_id="msg_test",
+    )
+
+
+class Peer:
+    """A `send` for the gate that counts calls and answers as told, optionally after a wait."""
+
+    def __init__(self, *, retryable_failure: bool = False, answer_after: float = 0.0) -> None:
+        self.calls = 0
+        self.release = asyncio.Event()
+        self.release.set()
+        self._retryable_failure = retryable_failure
+        self._answer_after = answer_after
+
+    async def __call__(self, notification: Notification) -> DeliveryAttempt:
+        self.calls += 1
+        await self.release.wait()
+        await asyncio.sleep(self._answer_after)
+        error = DeliveryError("HTTP 503", retryable=True) if self._retryable_failure else None
+        return attempt_record(notification, 1.0, 503 if error else 200, error)
+
+
+def gate(**overrides: float) -> DestinationGate:
+    """A gate with small limits so that tests reach them."""
+    options: dict[str, float] = {
+        "concurrency": 1,
+        "breaker_threshold": 2,
+        "breaker_cooldown": 60.0,
+        "queue_timeout": 0.1,
+        **overrides,
+    }
+    return DestinationGate(**options)  # type: ignore[arg-type]
+
+
+async def test_the_gate_sends_through_an_open_slot() -> None:
+    peer = Peer()
+
+    attempt = await gate().send(DESTINATION, notification(), peer)
+
+    assert attempt.outcome is DeliveryOutcome.DELIVERED
+    assert peer.calls == 1
+
+
+async def test_a_saturated_destination_returns_a_retryable_attempt_without_sending() -> None:
+    limited = gate(concurrency=1, queue_timeout=0.1)
+    slow, waiting = Peer(), Peer()
+    slow.release.clear()
+    holder = asyncio.create_task(limited.send(DESTINATION, notification(), slow))
+    await asyncio.sleep(0)  # let the first delivery take the only slot
+
+    attempt = await limited.send(DESTINATION, notification(), waiting)
+
+    assert waiting.calls == 0
+    assert attempt.outcome is DeliveryOutcome.RETRYABLE
+    assert attempt.error is not None and "saturated" in attempt.error
+    slow.release.set()
+    assert (await holder).delivered
+
+
+async def test_a_busy_destination_that_answers_promptly_serves_every_delivery_in_turn() -> None:
+    # Ten sends of 50 ms each through one slot: the last waits far beyond the queue timeout.
+    busy = gate(concurrency=1, queue_timeout=0.3)
+    peer = Peer(answer_after=0.05)
+
+    attempts = await asyncio.gather(
+        *(busy.send(DESTINATION, notification(), peer) for _ in range(10))
+    )
+
+    assert all(attempt.delivered for attempt in attempts)
+    assert peer.calls == 10
+
+
+async def test_a_saturated_destination_does_not_hold_back_another() -> None:
+    limited = gate(concurrency=1, queue_timeout=0.1)
+    slow, other = Peer(), Peer()
+    slow.release.clear()
+    holder = asyncio.create_task(limited.send(DESTINATION, notification(), slow))
+    await asyncio.sleep(0)
+
+    attempt = await limited.send("webhook:elsewhere.example.com:443", notification(), other)
+
+    assert attempt.delivered and other.calls == 1
+    slow.release.set()
+    await holder
+
+
+async def test_an_open_breaker_refuses_without_sending() -> None:
+    guarded = gate(breaker_threshold=2)
+    failing = Peer(retryable_failure=True)
+    for _ in range(2):
+        await guarded.send(DESTINATION, notification(), failing)
+    assert guarded.open_breakers() == 1
+
+    attempt = await guarded.send(DESTINATION, notification(), failing)
+
+    assert failing.calls == 2
+    assert attempt.outcome is DeliveryOutcome.RETRYABLE
+    assert attempt.error is not None and "circuit open" in attempt.error
+
+
+async def test_permanent_failures_do_not_open_the_breaker() -> None:
+    # A 400 says the request was wrong, not that the destination is down.
+    guarded = gate(breaker_threshold=2)
+
+    async def refuse(n: Notification) -> DeliveryAttempt:
+        return attempt_record(n, 1.0, 400, DeliveryError("HTTP 400", retryable=False, status=400))
+
+    for _ in range(3):
+        await guarded.send(DESTINATION, notification(), refuse)
+
+    assert guarded.open_breakers() == 0

@@ -1,0 +1,69 @@
+"""Durable retries: an endpoint that is down for a while, and one that asks to wait."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
+from hookline.schemas import DeliveryOutcome, delivery_id, new_organization_id
+from hookline.settings import Settings
+from tests.conftest import make_event
+from tests.peers.http_receiver import HttpReceiver
+from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
+from tests.worker.support import DownFor, Publish, Script, metric, started_receiver
+
+
+async def test_an_endpoint_down_then_back_gets_the_event_through_the_retry_tier(
+    worker_settings: Settings,
+    store: WebhookStore,
+    redis: Redis,
+    receiver: HttpReceiver,
+    publish: Publish,
+) -> None:
+    org = new_organization_id()
+    outage = DownFor(seconds=2.0, status=503)
+    event = make_event(org)
+
+    async with started_receiver(answer=outage) as down:
+        webhook = await create_webhook(
+            store, org, [http_channel(down.url()), http_channel(receiver.url())]
+        )
+        async with running_worker(worker_settings) as worker:
+            await publish(event)
+            await eventually(lambda: down.received)
+            retries = await metric(worker, "hookline_retries_scheduled_total", channel="webhook")
+
+    assert retries > 0
+    # Only the failed channel was tried again: the healthy one got the event exactly once.
+    assert len(receiver.received) == 1
+    assert len(down.received) == 1
+    assert len(outage.times) > 2
+    failed_id = delivery_id(event.event_id, webhook.webhook_id, 0)
+    log = await DeliveryLog(redis, RegistryKeys(worker_settings.redis_key_prefix)).recent(
+        org, webhook.webhook_id
+    )
+    tries = [a for a in reversed(log) if a.delivery_id == failed_id]  # oldest first
+    assert [a.attempt for a in tries] == list(range(1, len(tries) + 1))
+    assert tries[-1].outcome is DeliveryOutcome.DELIVERED
+    assert all(a.outcome is DeliveryOutcome.RETRYABLE and a.status == 503 for a in tries[:-1])
+    # A durable retry waits at least the schedule's first delay (1 s) after the in-process one.
+    assert outage.times[-1] - outage.times[0] >= 1.0
+    stored = await store.get(org, webhook.webhook_id)
+    assert stored.last_success_at is not None
+
+
+async def test_retry_after_is_respected(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    script = Script(replies=[(429, {"Retry-After": "2"})])
+    receiver.answer = script
+    await create_webhook(store, org, [http_channel(receiver.url())])
+
+    async with running_worker(worker_settings):
+        await publish(make_event(org))
+        await eventually(lambda: receiver.received)
+
+    first, second = script.times
+    # The schedule alone would retry after 1 s; the endpoint asked for 2 s.
+    assert second - first >= 1.5
