@@ -47,10 +47,11 @@ def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
 async def open_context(settings: Settings) -> ChannelContext:
     """The shared sessions and renderer for `settings`; needs a running event loop."""
     guarded = not settings.allow_private_destinations
+    per_host = settings.destination_concurrency
     return ChannelContext(
         settings=settings,
-        guarded_http=_session(pooled_connector(guarded=guarded)),
-        api_http=_session(pooled_connector(guarded=False)),
+        guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),
+        api_http=_session(pooled_connector(guarded=False, per_host=per_host)),
         renderer=TemplateRenderer(),
     )
 

@@ -46,8 +46,6 @@ _ALLOW_HINT = "set HOOKLINE_ALLOW_PRIVATE_DESTINATIONS=true to allow it"
 
 # Pool sizes of the shared sessions: enough parallel connections to one busy endpoint,
 # without one endpoint holding every socket of the process.
-POOL_LIMIT = 100
-POOL_LIMIT_PER_HOST = 20
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -152,9 +150,11 @@ class GuardedConnector(aiohttp.TCPConnector):
         return await super().connect(req, traces, timeout)
 
 
-def pooled_connector(*, guarded: bool) -> aiohttp.TCPConnector:
-    """A keep-alive connection pool; `guarded` for user-supplied URLs."""
+def pooled_connector(*, guarded: bool, per_host: int) -> aiohttp.TCPConnector:
+    """A keep-alive connection pool; `guarded` for user-supplied URLs.
+
+    No total cap: a few dead hosts holding their `per_host` connections must not leave healthy
+    hosts waiting for the pool (the worker's in-flight bound keeps the total finite).
+    """
     connector_class = GuardedConnector if guarded else aiohttp.TCPConnector
-    return connector_class(
-        limit=POOL_LIMIT, limit_per_host=POOL_LIMIT_PER_HOST, keepalive_timeout=KEEPALIVE_SECONDS
-    )
+    return connector_class(limit=0, limit_per_host=per_host, keepalive_timeout=KEEPALIVE_SECONDS)

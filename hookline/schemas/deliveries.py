@@ -57,6 +57,8 @@ class DeliveryOutcome(StrEnum):
     DELIVERED = "delivered"
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
+    DEFERRED = "deferred"
+    """Not tried: the destination's breaker was open or it was saturated; goes to a retry tier."""
 
 
 class DeliveryAttempt(BaseModel):
@@ -80,3 +82,13 @@ class DeliveryAttempt(BaseModel):
     def delivered(self) -> bool:
         """Whether the peer accepted the delivery."""
         return self.outcome is DeliveryOutcome.DELIVERED
+
+    @property
+    def retryable(self) -> bool:
+        """Whether a later attempt may succeed (a retryable failure, or a deferral)."""
+        return self.outcome in (DeliveryOutcome.RETRYABLE, DeliveryOutcome.DEFERRED)
+
+    @property
+    def tried(self) -> bool:
+        """Whether the peer was contacted at all (or the attempt failed before it could be)."""
+        return self.outcome is not DeliveryOutcome.DEFERRED

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from hookline.schemas.common import ORGANIZATION_ID_PATTERN, UtcDatetime
 from hookline.schemas.event_types import WebhookEventType
 
+_PUBLISHABLE = frozenset(t.value for t in WebhookEventType) - {WebhookEventType.ALL.value}
 
-def _not_wildcard(value: WebhookEventType) -> WebhookEventType:
-    if value is WebhookEventType.ALL:
+
+def _known_type(value: Any) -> Any:
+    # Say which value was wrong; the enum's own message lists every type and offers '*'.
+    if value == WebhookEventType.ALL.value:
         raise ValueError("'*' is a subscription wildcard, not the type of an event")
+    if isinstance(value, str) and value not in _PUBLISHABLE:
+        raise ValueError(f"unknown event type {value[:100]!r}")
     return value
 
 
@@ -23,7 +28,7 @@ class EventEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    event_type: Annotated[WebhookEventType, AfterValidator(_not_wildcard)]
+    event_type: Annotated[WebhookEventType, BeforeValidator(_known_type)]
     internal_id: Annotated[str, StringConstraints(pattern=ORGANIZATION_ID_PATTERN)]
     occurred_at: UtcDatetime
     data: dict[str, Any] = Field(description="The event's payload, a JSON object.")

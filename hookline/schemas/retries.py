@@ -21,7 +21,7 @@ class RetryRecord(BaseModel):
     channel_index: Annotated[int, Field(ge=0)]
     channel: str
     delivery_id: str
-    attempts: Annotated[int, Field(ge=1, description="Attempts made so far.")]
+    attempts: Annotated[int, Field(ge=0, description="Attempts that reached the peer so far.")]
     retries_done: Annotated[int, Field(ge=0, description="Durable retries taken so far.")]
     due_at: UtcDatetime
     last_error: str | None = None

@@ -154,4 +154,5 @@ class DestinationGate:
 
 
 def _not_tried(notification: Notification, reason: str) -> DeliveryAttempt:
-    return attempt_record(notification, 0.0, None, DeliveryError(reason, retryable=True))
+    attempt = attempt_record(notification, 0.0, None, DeliveryError(reason, retryable=True))
+    return attempt.model_copy(update={"outcome": DeliveryOutcome.DEFERRED})

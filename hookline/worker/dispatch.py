@@ -157,7 +157,9 @@ class Dispatcher:
         await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if not attempt.delivered:
-            logger.warning("delivery failed: %s", attempt.error, extra=_attempt_context(attempt))
+            level = logging.WARNING if attempt.tried else logging.INFO
+            message = "delivery failed: %s" if attempt.tried else "delivery deferred: %s"
+            logger.log(level, message, attempt.error, extra=_attempt_context(attempt))
 
 
 def _is_blip(attempt: DeliveryAttempt) -> bool:

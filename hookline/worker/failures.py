@@ -10,7 +10,7 @@ from enum import StrEnum
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
+from hookline.schemas import DeliveryAttempt, Notification
 from hookline.schemas.common import utc_now
 from hookline.schemas.retries import DeadLetter, RetryRecord, SourcePosition
 from hookline.worker.backoff import until_done
@@ -69,7 +69,7 @@ class FailureRouter:
     ) -> DeliveryResult:
         """Schedule a retry for a retryable failure while the schedule lasts; else dead-letter."""
         delay = None
-        if attempt.outcome is DeliveryOutcome.RETRYABLE:
+        if attempt.retryable:
             delay = next_delay(self._tiers.schedule, retries_done, attempt.retry_after)
         if delay is None:
             await self._dead_letter(notification, attempt)
@@ -80,7 +80,7 @@ class FailureRouter:
             channel_index=notification.channel_index,
             channel=attempt.channel,
             delivery_id=notification.delivery_id,
-            attempts=notification.attempt,
+            attempts=_attempts_made(notification, attempt),
             retries_done=retries_done,
             due_at=utc_now() + timedelta(seconds=delay),
             last_error=attempt.error,
@@ -109,11 +109,7 @@ class FailureRouter:
         self._metrics.dead_letters.labels("invalid_message").inc()
 
     async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
-        reason = (
-            "retries_exhausted"
-            if attempt.outcome is DeliveryOutcome.RETRYABLE
-            else "permanent_failure"
-        )
+        reason = "retries_exhausted" if attempt.retryable else "permanent_failure"
         letter = DeadLetter(
             reason=reason,
             failed_at=utc_now(),
@@ -122,7 +118,7 @@ class FailureRouter:
             channel=attempt.channel,
             channel_index=notification.channel_index,
             delivery_id=notification.delivery_id,
-            attempts=notification.attempt,
+            attempts=_attempts_made(notification, attempt),
             last_error=attempt.error,
             last_status=attempt.status,
         )
@@ -137,6 +133,11 @@ class FailureRouter:
             await self._producer.send_and_wait(topic, value, key=encoded_key)
 
         await until_done(send, what=f"publishing to {topic}")
+
+
+def _attempts_made(notification: Notification, attempt: DeliveryAttempt) -> int:
+    # A deferred attempt never reached the peer, so it is not counted.
+    return notification.attempt if attempt.tried else notification.attempt - 1
 
 
 def _position(message: ConsumerRecord) -> SourcePosition:

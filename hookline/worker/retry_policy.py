@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-MAX_RETRY_AFTER = 24 * 3600.0
-"""A peer's Retry-After beyond a day is treated as a day."""
-
 
 def next_delay(
     schedule: Sequence[float], retries_done: int, retry_after: float | None = None
 ) -> float | None:
     """Seconds until the next durable retry, or None once the schedule is exhausted.
 
-    The schedule sets the pace; a peer's `retry_after` can only make the wait longer.
+    The schedule sets the pace; a peer's `retry_after` can only make the wait longer, up to the
+    schedule's longest delay: a record due later than its tier's delay would hold back every
+    retry behind it in the tier's partition.
     """
     if retries_done >= len(schedule):
         return None
     delay = schedule[retries_done]
     if retry_after is not None:
-        # Clamp the peer's wish before comparing, so the clamp can never shorten the schedule.
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        delay = max(delay, min(retry_after, max(schedule)))
     return delay
 
 

@@ -115,3 +115,27 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     positions = await committed_and_end(worker_settings, worker_settings.topics[0])
     assert positions and all(committed == end for committed, end in positions.values())
     assert sum(end for _, end in positions.values()) == len(POISON) + 1
+
+
+async def test_deferrals_by_an_open_breaker_keep_the_real_error_and_are_not_counted(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    script = Script(then=(503, {}))
+    receiver.answer = script
+    webhook = await create_webhook(store, org, [http_channel(receiver.url())])
+    event = make_event(org)
+    # The first failure opens the breaker; every later try is deferred without reaching the peer.
+    settings = worker_settings.model_copy(update={"breaker_threshold": 1})
+
+    async with running_worker(settings):
+        await publish(event)
+        [letter] = await read_topic(settings, settings.dlq_topic, 1)
+
+    assert len(script.times) == 1
+    assert letter["reason"] == "retries_exhausted"
+    assert letter["attempts"] == 1
+    assert "circuit open" in letter["last_error"]
+    stored = await store.get(org, webhook.webhook_id)
+    assert stored.last_error is not None
+    assert stored.last_error.status == 503

@@ -161,7 +161,7 @@ async def test_the_gate_sends_through_an_open_slot() -> None:
     assert peer.calls == 1
 
 
-async def test_a_saturated_destination_returns_a_retryable_attempt_without_sending() -> None:
+async def test_a_saturated_destination_defers_the_attempt_without_sending() -> None:
     limited = gate(concurrency=1, queue_timeout=0.1)
     slow, waiting = Peer(), Peer()
     slow.release.clear()
@@ -171,7 +171,8 @@ async def test_a_saturated_destination_returns_a_retryable_attempt_without_sendi
     attempt = await limited.send(DESTINATION, notification(), waiting)
 
     assert waiting.calls == 0
-    assert attempt.outcome is DeliveryOutcome.RETRYABLE
+    assert attempt.outcome is DeliveryOutcome.DEFERRED
+    assert attempt.retryable and not attempt.tried
     assert attempt.error is not None and "saturated" in attempt.error
     slow.release.set()
     assert (await holder).delivered
@@ -214,7 +215,7 @@ async def test_an_open_breaker_refuses_without_sending() -> None:
     attempt = await guarded.send(DESTINATION, notification(), failing)
 
     assert failing.calls == 2
-    assert attempt.outcome is DeliveryOutcome.RETRYABLE
+    assert attempt.outcome is DeliveryOutcome.DEFERRED
     assert attempt.error is not None and "circuit open" in attempt.error
 
 

@@ -6,7 +6,6 @@ import pytest
 
 from hookline.worker.failures import RetryTiers
 from hookline.worker.retry_policy import (
-    MAX_RETRY_AFTER,
     next_delay,
     tier_delays,
     tier_for,
@@ -46,14 +45,16 @@ def test_retry_after_only_lengthens_the_wait(
     assert next_delay(SCHEDULE, retries_done, retry_after) == expected
 
 
-def test_retry_after_is_clamped_to_a_day() -> None:
-    assert next_delay(SCHEDULE, 0, retry_after=10 * MAX_RETRY_AFTER) == MAX_RETRY_AFTER
+def test_retry_after_is_clamped_to_the_longest_tier() -> None:
+    assert next_delay(SCHEDULE, 0, retry_after=86_400.0) == max(SCHEDULE)
 
 
-def test_the_clamp_never_shortens_a_longer_schedule() -> None:
-    long_schedule = [3 * MAX_RETRY_AFTER]
-
-    assert next_delay(long_schedule, 0, retry_after=10 * MAX_RETRY_AFTER) == 3 * MAX_RETRY_AFTER
+def test_a_retry_never_waits_longer_than_its_tier() -> None:
+    tiers = tier_delays(SCHEDULE)
+    for done in range(len(SCHEDULE)):
+        for retry_after in (None, 1.0, 400.0, 10_000.0, 10**9):
+            delay = next_delay(SCHEDULE, done, retry_after)
+            assert delay is not None and delay <= tier_for(delay, tiers)
 
 
 def test_tiers_are_the_distinct_delays_shortest_first() -> None:
