@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from hookline.api import create_app
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore
 from hookline.schemas import new_organization_id
 from hookline.settings import Settings
-from tests.peers.http_receiver import HttpReceiver
 
 WEBHOOKS = "/v1/organizations/webhooks"
 

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import (
     REDACTED,
@@ -21,7 +22,6 @@ from hookline.schemas import (
     WebhookPatch,
 )
 from tests.api.conftest import WEBHOOKS, Tenant, create, http_channel, slack_channel, webhook_body
-from tests.peers.http_receiver import HttpReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()

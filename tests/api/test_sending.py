@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook as SignatureVerifier
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import WebhookCreate
 from tests.api.conftest import WEBHOOKS, Tenant, create, http_channel, webhook_body
-from tests.peers.http_receiver import HttpReceiver
 
 
 async def send_test(tenant: Tenant, webhook_id: str) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.peers.slack_api import SlackStandIn
-from tests.peers.twilio_api import TwilioStandIn
+from hookline.demo.peers.slack_api import SlackStandIn
+from hookline.demo.peers.twilio_api import TwilioStandIn
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ import pytest
 
 from hookline.channels.catalog import ChannelContext, open_context
 from hookline.channels.slack_message import SlackMessageChannel
+from hookline.demo.peers.slack_api import SlackStandIn
 from hookline.schemas import DeliveryOutcome, Notification
 from hookline.settings import Settings, SlackSettings
 from tests.channels.contract import ChannelContract, notification_for
 from tests.conftest import make_event
-from tests.peers.slack_api import SlackStandIn
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ import pytest
 from hookline.channels.catalog import ChannelContext
 from hookline.channels.smtp_email import SmtpEmailChannel
 from hookline.channels.templates import TemplateRenderer
+from hookline.demo.peers.smtp_server import SmtpReceiver
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
 from hookline.settings import Settings, SmtpSettings
 from tests.channels.contract import ChannelContract, notification_for
-from tests.peers.smtp_server import SmtpReceiver
 
 SENDER = "alerts@hookline.example.com"
 USERNAME = "hookline-user"
@@ -342,7 +342,7 @@ def self_signed_context(directory: Path) -> ssl.SSLContext:
     cert, key = directory / "cert.pem", directory / "key.pem"
     command = [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
     command += ["-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key)]
-    subprocess.run([*command, "-out", str(cert)], check=True, capture_output=True)  # noqa: S603
+    subprocess.run([*command, "-out", str(cert)], check=True, capture_output=True)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context

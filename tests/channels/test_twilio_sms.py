@@ -10,10 +10,10 @@ import pytest
 
 from hookline.channels.catalog import open_context
 from hookline.channels.twilio_sms import MAX_BODY, TwilioSmsChannel
+from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
 from hookline.settings import Settings, TwilioSettings
 from tests.channels.contract import ChannelContract, notification_for
-from tests.peers.twilio_api import TwilioStandIn
 
 NUMBERS = ["+15551230001", "+15551230002"]
 INVALID = "+15005550001"

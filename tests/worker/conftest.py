@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import RegistryKeys, WebhookStore
 from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
 from hookline.worker.topics import ensure_topics
-from tests.peers.http_receiver import HttpReceiver
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from aiokafka import AIOKafkaProducer
 from pydantic_settings import BaseSettings
 from redis.asyncio import Redis
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.schemas import EventEnvelope
 from hookline.settings import Settings
 from hookline.worker.topics import ensure_topics
-from tests.peers.http_receiver import HttpReceiver
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -200,11 +200,12 @@ async def _answers(client: Redis) -> bool:
     return False
 
 
-@dataclass
 class TrackingReceiver(HttpReceiver):
     """An HttpReceiver that also notes every request's webhook-id the moment it arrives."""
 
-    arrived: list[str] = field(default_factory=list)
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.arrived: list[str] = []
 
     def received_ids(self) -> set[str]:
         """Webhook ids of the requests that were answered with success."""

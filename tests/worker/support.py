@@ -18,10 +18,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from hookline.demo.peers.http_receiver import HttpReceiver, Received
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver, Received
 from tests.worker.conftest import eventually
 
 Reply = tuple[int, dict[str, str]]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import EventEnvelope, delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver
 from tests.worker.conftest import (
     create_webhook,
     eventually,

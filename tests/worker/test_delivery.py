@@ -11,6 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook as SignatureCheck
 
+from hookline.demo.peers.http_receiver import HttpReceiver
+from hookline.demo.peers.smtp_server import SmtpReceiver
 from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
 from hookline.schemas import (
     DeliveryOutcome,
@@ -21,8 +23,6 @@ from hookline.schemas import (
 from hookline.schemas.common import utc_now
 from hookline.settings import Settings, SmtpSettings
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver
-from tests.peers.smtp_server import SmtpReceiver
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import Publish, event_ids, started_receiver
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import Publish, event_ids, metric, silent_server, started_receiver
 

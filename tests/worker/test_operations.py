@@ -10,13 +10,13 @@ from logging import WARNING
 import aiohttp
 import pytest
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.logs import JsonFormatter
 from hookline.registry import WebhookStore
 from hookline.schemas import HttpChannel, delivery_id, new_organization_id
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import Publish, Script, metric, samples
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
-from tests.peers.http_receiver import HttpReceiver
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from hookline.demo.peers import StandInServer
 
 __all__ = ["Answer", "HttpReceiver", "Received"]
 
@@ -35,39 +37,28 @@ class Received:
 Answer = Callable[[web.Request], tuple[int, dict[str, str]]]
 
 
-@dataclass
-class HttpReceiver:
+class HttpReceiver(StandInServer):
     """Accepts POSTs on any path; `answer` decides the status (default 200), `delay` stalls.
 
     With `secret` (a `whsec_` signing secret) only correctly signed requests are accepted.
     """
 
-    answer: Answer | None = None
-    delay: float = 0.0
-    secret: str | None = None
-    received: list[Received] = field(default_factory=list)
-    unverified: int = 0
-    """Requests refused because their signature did not verify."""
-    in_flight: int = 0
-    max_in_flight: int = 0
-    _runner: web.AppRunner | None = None
-    base_url: str = ""
+    def __init__(
+        self, answer: Answer | None = None, delay: float = 0.0, secret: str | None = None
+    ) -> None:
+        super().__init__()
+        self.answer = answer
+        self.delay = delay
+        self.secret = secret
+        self.received: list[Received] = []
+        self.unverified = 0
+        """Requests refused because their signature did not verify."""
+        self.in_flight = 0
+        self.max_in_flight = 0
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Start listening; returns the base URL."""
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    def routes(self) -> list[web.RouteDef]:
+        """Every POST, whatever its path."""
+        return [web.post("/{tail:.*}", self._handle)]
 
     def url(self, path: str = "/hook") -> str:
         """A URL on this receiver."""
