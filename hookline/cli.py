@@ -39,9 +39,7 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from hookline.worker.runner import Worker
 
     worker = Worker(settings)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, worker.stop)
+    _on_stop_signals(worker.stop)
     await worker.run()
 
 
@@ -49,11 +47,24 @@ async def _api(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from hookline.api.app import create_app
+    from hookline.api.server import OwnedServer
 
     config = uvicorn.Config(
         create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None
     )
-    await uvicorn.Server(config).serve()
+    server = OwnedServer(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    _on_stop_signals(stop)
+    await server.serve()
+
+
+def _on_stop_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
 
 
 async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
 import uvicorn
 
 from hookline.api.app import create_app
+from hookline.api.server import OwnedServer
 from hookline.demo.services import HOST
 from hookline.errors import DemoError
 from hookline.settings import Settings
@@ -54,14 +54,6 @@ class _InProcess:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn without its own signal handling: Ctrl-C belongs to the demo."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ApiServer(_InProcess):
     """The management API, served by uvicorn."""
 
@@ -70,7 +62,7 @@ class ApiServer(_InProcess):
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         config = uvicorn.Config(create_app(settings), log_config=None, lifespan="on")
-        self._server = _Uvicorn(config)
+        self._server = OwnedServer(config)
         self.url = ""
 
     async def start(self) -> None:

@@ -1,0 +1,263 @@
+"""The `hookline` command, run as a user runs it: a subprocess with HOOKLINE_* settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from hookline.registry import ApiKeyStore, RegistryKeys
+from hookline.registry.connection import connect_redis
+from hookline.schemas import EventEnvelope, new_organization_id
+from hookline.settings import Settings
+
+
+def hookline(
+    settings: Settings, *args: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run `hookline ARGS` with the test's settings in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "hookline.cli", *args],
+        env=environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    env.update(
+        HOOKLINE_KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        HOOKLINE_REDIS_URL=settings.redis_url,
+        HOOKLINE_REDIS_KEY_PREFIX=settings.redis_key_prefix,
+        HOOKLINE_TOPICS=",".join(settings.topics),
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def cli_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"topics": [f"test-cli-{uuid.uuid4().hex[:8]}"]})
+
+
+async def test_keys_create_makes_an_organization_and_a_working_key(cli_settings: Settings) -> None:
+    result = hookline(cli_settings, "keys", "create")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    org = lines[0].removeprefix("organization: ")
+    key = lines[-1]
+    assert org.startswith("int_") and key.startswith("sk_")
+    assert await _organization_of(cli_settings, key) == org
+
+
+async def test_keys_create_for_an_existing_organization_and_revoke(cli_settings: Settings) -> None:
+    org = new_organization_id()
+
+    created = hookline(cli_settings, "keys", "create", "--org", org)
+    key = created.stdout.strip().splitlines()[-1]
+    assert created.returncode == 0 and "organization" not in created.stdout
+    assert await _organization_of(cli_settings, key) == org
+
+    revoked = hookline(cli_settings, "keys", "revoke", key)
+    assert revoked.returncode == 0, revoked.stderr
+    assert await _organization_of(cli_settings, key) is None
+
+    again = hookline(cli_settings, "keys", "revoke", key)
+    assert again.returncode != 0
+    assert "no such API key" in again.stderr
+
+
+async def test_events_send_publishes_a_valid_envelope_and_prints_its_id(
+    cli_settings: Settings,
+) -> None:
+    org = new_organization_id()
+    data = {"object_id": "obj_1", "collection_id": "col_2"}
+
+    result = hookline(
+        cli_settings,
+        "events",
+        "send",
+        "--org",
+        org,
+        "--type",
+        "object.created",
+        "--data",
+        json.dumps(data),
+    )
+
+    assert result.returncode == 0, result.stderr
+    event_id = result.stdout.strip().splitlines()[-1]
+    message = await _first_message(cli_settings)
+    event = EventEnvelope.model_validate_json(message.value)
+    assert (event.event_id, event.internal_id, event.data) == (event_id, org, data)
+    assert event.event_type.value == "object.created"
+    assert message.key == org.encode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["events", "send", "--org", "org_1", "--type", "object.created"], "internal_id"),
+        (["events", "send", "--org", "int_" + "a" * 24, "--type", "object.exploded"], "--type"),
+        (
+            [
+                "events",
+                "send",
+                "--org",
+                "int_" + "a" * 24,
+                "--type",
+                "object.created",
+                "--data",
+                "{not json",
+            ],
+            "--data is not valid JSON",
+        ),
+        (
+            [
+                "events",
+                "send",
+                "--org",
+                "int_" + "a" * 24,
+                "--type",
+                "object.created",
+                "--data",
+                "[1, 2]",
+            ],
+            "data",
+        ),
+        (["keys"], "keys"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_get_a_one_line_error_and_a_non_zero_exit(
+    cli_settings: Settings, args: list[str], message: str
+) -> None:
+    result = hookline(cli_settings, *args)
+
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_invalid_setting_stops_start_up_naming_the_variable(cli_settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "hookline.cli", "worker"],
+        env=environment(cli_settings, HOOKLINE_METRICS_PORT="not-a-port"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "HOOKLINE_METRICS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(60)
+async def test_api_serves_on_the_configured_port_and_stops_on_sigterm(
+    cli_settings: Settings,
+) -> None:
+    port = _free_port()
+    env = environment(cli_settings, HOOKLINE_API_PORT=str(port))
+    with _process(["api"], env) as process:
+        health = await _poll(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200
+        async with httpx.AsyncClient() as client:
+            unauthorized = await client.get(f"http://127.0.0.1:{port}/v1/organizations/webhooks")
+        assert unauthorized.status_code == 401
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.timeout(60)
+async def test_worker_serves_health_and_stops_on_sigterm(cli_settings: Settings) -> None:
+    port = _free_port()
+    run = uuid.uuid4().hex[:8]
+    env = environment(
+        cli_settings,
+        HOOKLINE_METRICS_PORT=str(port),
+        HOOKLINE_CONSUMER_GROUP=f"test-cli-{run}",
+        HOOKLINE_RETRY_TOPIC_PREFIX=f"test-cli-retry-{run}",
+        HOOKLINE_DLQ_TOPIC=f"test-cli-dlq-{run}",
+    )
+    with _process(["worker"], env) as process:
+        ready = await _poll(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+async def _organization_of(settings: Settings, key: str) -> str | None:
+    redis = connect_redis(settings)
+    try:
+        return await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).organization_of(
+            key
+        )
+    finally:
+        await redis.aclose()
+
+
+async def _first_message(settings: Settings):  # type: ignore[no-untyped-def]
+    consumer = AIOKafkaConsumer(
+        settings.topics[0],
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        return await asyncio.wait_for(consumer.getone(), 20)
+    finally:
+        await consumer.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _process:
+    """`hookline ARGS` in the background; killed on exit if still running."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "hookline.cli", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> subprocess.Popen[bytes]:
+        return self._popen
+
+    def __exit__(self, *exc: object) -> None:
+        if self._popen.poll() is None:
+            self._popen.kill()
+        self._popen.wait()
+
+
+async def _poll(url: str, within: float = 30.0) -> httpx.Response:
+    """The first 200 from `url`, asking again while nothing listens yet or it is not ready."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(within):
+        while True:
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    return response
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
