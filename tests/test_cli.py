@@ -106,37 +106,21 @@ async def test_events_send_publishes_a_valid_envelope_and_prints_its_id(
     assert message.key == org.encode()
 
 
+ORG = "int_" + "a" * 24
+
+
+def send(*options: str) -> list[str]:
+    """`events send` with these options."""
+    return ["events", "send", *options]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["events", "send", "--org", "org_1", "--type", "object.created"], "internal_id"),
-        (["events", "send", "--org", "int_" + "a" * 24, "--type", "object.exploded"], "--type"),
-        (
-            [
-                "events",
-                "send",
-                "--org",
-                "int_" + "a" * 24,
-                "--type",
-                "object.created",
-                "--data",
-                "{not json",
-            ],
-            "--data is not valid JSON",
-        ),
-        (
-            [
-                "events",
-                "send",
-                "--org",
-                "int_" + "a" * 24,
-                "--type",
-                "object.created",
-                "--data",
-                "[1, 2]",
-            ],
-            "data",
-        ),
+        (send("--org", "org_1", "--type", "object.created"), "internal_id"),
+        (send("--org", ORG, "--type", "object.exploded"), "--type"),
+        (send("--org", ORG, "--type", "object.created", "--data", "{x"), "--data is not valid"),
+        (send("--org", ORG, "--type", "object.created", "--data", "[1, 2]"), "data"),
         (["keys"], "keys"),
         (["nonsense"], "invalid choice"),
     ],
