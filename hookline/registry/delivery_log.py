@@ -30,9 +30,13 @@ class DeliveryLog:
 
     def queue_append(self, pipe: Pipeline, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
         """Queue what `append` writes on `pipe`, to share the round trip of other writes."""
+        rows: dict[str, list[str]] = {}
         for attempt in attempts:
             key = self._keys.delivery_log(org, attempt.webhook_id)
-            pipe.lpush(key, attempt.model_dump_json())
+            rows.setdefault(key, []).append(attempt.model_dump_json())
+        for key, values in rows.items():
+            # One LPUSH of many values leaves the last one first, as one LPUSH each would.
+            pipe.lpush(key, *values)
             pipe.ltrim(key, 0, self._length - 1)
 
     async def recent(self, org: str, webhook_id: str, limit: int = 100) -> list[DeliveryAttempt]:

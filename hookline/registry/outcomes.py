@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from hookline.registry.delivery_log import DeliveryLog
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.store import WebhookStore
 from hookline.schemas import DeliveryAttempt, DeliveryFailure
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+_MAX_BATCH = 500
+"""Most calls served by one pipeline: bounds a pipeline's size and Redis's time on it."""
+
 
 class OutcomeRecorder:
-    """Writes each attempt where users and later attempts look for it."""
+    """Writes each attempt where users and later attempts look for it.
+
+    Calls made while a worker handles many deliveries at once share round trips: the requests
+    of one turn of the event loop go to Redis in one pipeline (each caller still returns only
+    once its own writes are done), so a busy worker neither queues for pooled connections nor
+    pays the client's per-command cost for each.
+    """
 
     def __init__(
         self,
@@ -28,27 +43,108 @@ class OutcomeRecorder:
         self._store = store
         self._log = log
         self._delivered_ttl = int(delivered_ttl)
+        self._lookups: _Batcher[list[str], list[str | None]] = _Batcher(self._mget_each)
+        self._writes: _Batcher[tuple[str, DeliveryAttempt], None] = _Batcher(self._write_each)
 
     async def delivered(self, org: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of these deliveries already succeeded (on any worker, at any time in the TTL)."""
         if not delivery_ids:
             return set()
-        found = await self._redis.mget([self._keys.delivered(org, d) for d in delivery_ids])
+        found = await self._lookups.call([self._keys.delivered(org, d) for d in delivery_ids])
         return {d for d, mark in zip(delivery_ids, found, strict=True) if mark is not None}
 
     async def record(self, org: str, attempt: DeliveryAttempt) -> None:
-        """Mark success (so it is never sent again), log the attempt, update the webhook.
+        """Mark success (so it is never sent again), log the attempt, update the webhook."""
+        await self._writes.call((org, attempt))
 
-        All in one pipeline: one round trip and one pooled connection per attempt."""
+    async def _mget_each(self, requests: list[list[str]]) -> list[list[str | None]]:
+        # One MGET per request: its keys share an organization's hash tag (one cluster slot).
         async with self._redis.pipeline(transaction=False) as pipe:
-            self._log.queue_append(pipe, org, [attempt])
+            for keys in requests:
+                pipe.mget(keys)
+            return cast(list[list[str | None]], await pipe.execute())
+
+    async def _write_each(self, requests: list[tuple[str, DeliveryAttempt]]) -> list[None]:
+        by_org: dict[str, list[DeliveryAttempt]] = {}
+        for org, attempt in requests:
+            by_org.setdefault(org, []).append(attempt)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for org, attempts in by_org.items():
+                self._queue_records(pipe, org, attempts)
+            await pipe.execute()
+        return [None] * len(requests)
+
+    def _queue_records(self, pipe: Pipeline, org: str, attempts: list[DeliveryAttempt]) -> None:
+        self._log.queue_append(pipe, org, attempts)
+        for attempt in attempts:
             if attempt.delivered:
                 marker = self._keys.delivered(org, attempt.delivery_id)
                 pipe.set(marker, "1", ex=self._delivered_ttl)
+        # A webhook keeps only its newest outcome, so one write per webhook and kind suffices.
+        for attempt in _newest_outcomes(attempts):
+            if attempt.delivered:
                 self._store.queue_success(pipe, org, attempt.webhook_id, attempt.at)
             else:
                 self._store.queue_failure(pipe, org, attempt.webhook_id, _failure(attempt))
-            await pipe.execute()
+
+
+class _Batcher(Generic[T, R]):
+    """Serves the calls made in one turn of the event loop together, through one `serve`."""
+
+    def __init__(
+        self, serve: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = _MAX_BATCH
+    ) -> None:
+        self._serve = serve
+        self._max_batch = max_batch
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def call(self, request: T) -> R:
+        """The result of `request`, or the error its batch failed with."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((request, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._start)
+        return await future
+
+    def _start(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)  # a reference, so the task is not collected mid-way
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        futures = [future for _, future in batch]
+        try:
+            results = await self._serve([request for request, _ in batch])
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for future in futures:
+                if not future.done():  # a caller that was cancelled no longer waits
+                    future.set_exception(exc)
+            return
+        for future, result in zip(futures, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _newest_outcomes(attempts: list[DeliveryAttempt]) -> list[DeliveryAttempt]:
+    """The newest success and the newest failure of each webhook among `attempts`."""
+    newest: dict[tuple[str, bool], DeliveryAttempt] = {}
+    for attempt in attempts:
+        if not attempt.tried:
+            continue  # a deferral never reached the peer: the webhook keeps its real last error
+        kind = (attempt.webhook_id, attempt.delivered)
+        kept = newest.get(kind)
+        if kept is None or attempt.at >= kept.at:
+            newest[kind] = attempt
+    return list(newest.values())
 
 
 def _failure(attempt: DeliveryAttempt) -> DeliveryFailure:
