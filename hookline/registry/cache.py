@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -19,6 +20,8 @@ from hookline.schemas import Webhook, WebhookEventType
 logger = logging.getLogger(__name__)
 
 _Entry = tuple[float, tuple[Webhook, ...]]
+_Key = tuple[str, WebhookEventType]
+_Read = tuple[tuple[int, int], "asyncio.Future[tuple[Webhook, ...]]"]
 _RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -48,6 +51,7 @@ class WebhookCache:
         self._generations: dict[str, int] = {}
         self._live = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._reads: dict[_Key, _Read] = {}
 
     async def start(self, ready_timeout: float = 10.0) -> None:
         """Subscribe to change notices; returns once the subscription is live."""
@@ -70,11 +74,30 @@ class WebhookCache:
             if entry is not None and entry[0] > time.monotonic():
                 return entry[1]
         version = self._version(org)
+        key = (org, event_type)
+        read = self._reads.get(key)
+        if read is None or read[0] != version:
+            # Misses of one key while a read of it (begun after the last change notice) is under
+            # way share that read: a burst of events does not read and decode it once each.
+            read = (version, asyncio.ensure_future(self._read(org, event_type, version)))
+            self._reads[key] = read
+            read[1].add_done_callback(functools.partial(self._read_done, key, read))
+        return await asyncio.shield(read[1])
+
+    async def _read(
+        self, org: str, event_type: WebhookEventType, version: tuple[int, int]
+    ) -> tuple[Webhook, ...]:
         webhooks = tuple(await self._store.find_active(org, event_type))
         # A notice that arrived during the read means the result may already be old: don't keep it.
         if self._live.is_set() and self._version(org) == version:
             self._remember(org, event_type, webhooks)
         return webhooks
+
+    def _read_done(self, key: _Key, read: _Read, task: asyncio.Future[tuple[Webhook, ...]]) -> None:
+        if self._reads.get(key) is read:
+            del self._reads[key]
+        if not task.cancelled():
+            task.exception()  # its callers have it; mark it retrieved should none be left
 
     def _version(self, org: str) -> tuple[int, int]:
         return self._epoch, self._generations.get(org, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,24 +49,92 @@ class CircuitBreaker:
         return self.opened_at is not None
 
 
+class _Slots:
+    """At most `limit` sends at once; the others wait in arrival order.
+
+    Waiting deliveries share one timer per destination (not one each): with thousands queued
+    behind a busy endpoint, per-waiter timeouts would cost more than the sends themselves.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+        self._waiting: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._check: asyncio.TimerHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a send holds a slot or a delivery waits for one."""
+        return self.in_use > 0 or bool(self._waiting)
+
+    def take_free(self) -> bool:
+        """Take a slot if one is free and nobody waits ahead."""
+        if self.in_use < self.limit and not self._waiting:
+            self.in_use += 1
+            return True
+        return False
+
+    async def wait(self, give_up: Callable[[], bool], patience: float) -> bool:
+        """A slot in turn (True), or False once waited `patience` seconds while `give_up()`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((loop.time(), future))
+        if self._check is None:
+            self._check = loop.call_later(patience, self._expire, give_up, patience)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result():
+                self.release()  # handed a slot just as the waiter was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the next delivery in line, or free it."""
+        while self._waiting:
+            _, future = self._waiting.popleft()
+            if not future.done():
+                future.set_result(True)
+                return
+        self.in_use -= 1
+
+    def _expire(self, give_up: Callable[[], bool], patience: float) -> None:
+        self._check = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = self._waiting
+        if give_up():
+            while waiting and now - waiting[0][0] >= patience:
+                _, future = waiting.popleft()
+                if not future.done():
+                    future.set_result(False)
+        while waiting and waiting[0][1].done():
+            waiting.popleft()
+        if waiting:
+            # Next when the oldest has waited long enough; if it already has, in `patience`.
+            delay = waiting[0][0] + patience - now
+            self._check = loop.call_later(
+                delay if delay > 0 else patience, self._expire, give_up, patience
+            )
+
+
 @dataclass
 class _Destination:
     breaker: CircuitBreaker
-    slots: asyncio.Semaphore
+    slots: _Slots
     last_used: float = field(default_factory=time.monotonic)
-    answered_at: float = float("-inf")
-    """When a send to this destination last ended (monotonic clock)."""
+    progress_at: float = field(default_factory=time.monotonic)
+    """When a send to this destination last ended, or it last went from idle to busy."""
     answer_seconds: float = 0.0
-    """How long that send took."""
+    """How long the last send that ended took."""
 
     def answered(self, started: float) -> None:
         """Note that a send begun at `started` has just ended."""
-        self.answered_at = time.monotonic()
-        self.answer_seconds = self.answered_at - started
+        self.progress_at = time.monotonic()
+        self.answer_seconds = self.progress_at - started
 
     def is_slow(self, limit: float) -> bool:
-        """Whether it has answered nothing for `limit` seconds, or took longer than that."""
-        return time.monotonic() - self.answered_at > limit or self.answer_seconds > limit
+        """Whether, busy, it has answered nothing for `limit` seconds, or took longer than that."""
+        return time.monotonic() - self.progress_at > limit or self.answer_seconds > limit
 
 
 Send = Callable[[Notification], Awaitable[DeliveryAttempt]]
@@ -117,17 +185,15 @@ class DestinationGate:
 
     async def _take_slot(self, destination: _Destination) -> bool:
         """Wait for a slot; give up only once the destination is slow, not merely busy."""
-        if not destination.slots.locked():
-            await destination.slots.acquire()  # free: no timer needed on this hot path
+        slots = destination.slots
+        if slots.take_free():
+            if slots.in_use == 1:
+                destination.progress_at = time.monotonic()  # was idle: it is due an answer now
             return True
-        while True:
-            try:
-                async with asyncio.timeout(self._queue_timeout):
-                    await destination.slots.acquire()
-                return True
-            except TimeoutError:
-                if destination.is_slow(self._queue_timeout):
-                    return False
+        limit = self._queue_timeout
+        if destination.is_slow(limit):
+            return False  # full and stuck: waiting would only hold the event back
+        return await slots.wait(lambda: destination.is_slow(limit), limit)
 
     def open_breakers(self) -> int:
         """How many destinations are currently refused."""
@@ -138,7 +204,7 @@ class DestinationGate:
         if destination is None:
             destination = _Destination(
                 CircuitBreaker(self._threshold, self._cooldown),
-                asyncio.Semaphore(self._concurrency),
+                _Slots(self._concurrency),
             )
             self._destinations[key] = destination
             self._evict_idle()
@@ -148,7 +214,7 @@ class DestinationGate:
     def _evict_idle(self) -> None:
         while len(self._destinations) > self._max_destinations:
             oldest_key, oldest = next(iter(self._destinations.items()))
-            if oldest.slots.locked():
+            if oldest.slots.busy:
                 break
             del self._destinations[oldest_key]
 

@@ -86,6 +86,8 @@ class Dispatcher:
             what="checking earlier deliveries",
         )
         pending = [n for n in notifications if n.delivery_id not in done]
+        if len(pending) == 1:  # the common case: no task for gather to wrap it in
+            return [await self._deliver(pending[0], 0)]
         return list(await asyncio.gather(*(self._deliver(n, 0) for n in pending)))
 
     async def handle_retry(self, record: RetryRecord) -> DeliveryResult:

@@ -24,7 +24,10 @@ class OffsetTracker:
 
     def start(self, tp: TopicPartition, offset: int) -> None:
         """An event at `offset` was taken for processing (offsets arrive in increasing order)."""
-        self._partitions.setdefault(tp, _Partition()).started.append(offset)
+        partition = self._partitions.get(tp)
+        if partition is None:  # not setdefault: that would build a _Partition for every event
+            partition = self._partitions[tp] = _Partition()
+        partition.started.append(offset)
 
     def finish(self, tp: TopicPartition, offset: int) -> None:
         """Every delivery of the event at `offset` has ended."""

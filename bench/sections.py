@@ -1,0 +1,397 @@
+"""The benchmark's sections; each appends its rows to the table."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench import raw
+from bench.report import Row
+from bench.stack import (
+    PARTITIONS,
+    REPO,
+    Kafka,
+    Sink,
+    WorkerRun,
+    free_port,
+    publish_backlog,
+    publish_paced,
+    register_webhooks,
+    sampling_memory,
+)
+from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
+from hookline.schemas import WebhookEventType, new_organization_id
+from hookline.settings import Settings
+
+FANOUTS = (1, 4, 16)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How much load each section applies."""
+
+    deliveries: int
+    backlog: int
+    latency_rate: int
+    latency_seconds: float
+    isolation_events: int
+    lookups: int
+    stop_within: float
+    warm_up: float
+    log_dir: Path
+    profile_dir: Path | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+    worker_tree: Path | None = None
+
+
+@dataclass
+class Drain:
+    """What one backlog drain measured."""
+
+    stats: dict[str, Any]
+    publish_seconds: float
+    peak_rss_kb: int
+    metrics: dict[str, float]
+
+    @property
+    def per_second(self) -> float:
+        """Distinct deliveries per second at the sink, first arrival to last."""
+        span = self.stats["last"] - self.stats["first"]
+        return (self.stats["unique"] - 1) / span if span > 0 else 0.0
+
+    @property
+    def cpu_us(self) -> float | None:
+        """The worker's CPU time per delivery, in microseconds."""
+        value = self.stats.get("cpu_us")
+        return float(value) if value is not None else None
+
+    @property
+    def retries(self) -> int:
+        """Deliveries the worker handed to a retry tier."""
+        return int(self.metrics.get("hookline_retries_scheduled_total", 0))
+
+
+@dataclass
+class Bench:
+    """The shared stack of one run and the rows found so far."""
+
+    options: Options
+    settings: Settings
+    sink: Sink
+    kafka: Kafka
+    redis: Redis
+    run_id: str
+    rows: list[Row] = field(default_factory=list)
+    raw_http: float | None = None
+    raw_kafka: float | None = None
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of every topic, group and Redis key of this run."""
+        return f"bench-{self.run_id}"
+
+    @property
+    def store(self) -> WebhookStore:
+        """The registry, as the API writes it."""
+        return WebhookStore(self.redis, RegistryKeys(self.prefix))
+
+    def add(self, *rows: Row) -> None:
+        """Record rows and echo them, so a long run shows progress."""
+        self.rows.extend(rows)
+        for row in rows:
+            print(f"  {row.section:<11} {row.measure:<44} {row.value:>14}", flush=True)
+
+    def worker_env(self, name: str) -> dict[str, str]:
+        """HOOKLINE_* variables of a worker of its own: topic, group, retry tiers, DLQ, port."""
+        base = f"{self.prefix}-{name}"
+        return {
+            "HOOKLINE_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            "HOOKLINE_REDIS_URL": self.settings.redis_url,
+            "HOOKLINE_REDIS_KEY_PREFIX": self.prefix,
+            "HOOKLINE_TOPICS": base,
+            "HOOKLINE_CONSUMER_GROUP": f"{base}-group",
+            "HOOKLINE_RETRY_TOPIC_PREFIX": f"{base}-retry",
+            "HOOKLINE_DLQ_TOPIC": f"{base}-dlq",
+            "HOOKLINE_METRICS_PORT": str(free_port()),
+            "HOOKLINE_ALLOW_PRIVATE_DESTINATIONS": "true",
+            "HOOKLINE_LOG_LEVEL": "INFO",
+        } | self.options.worker_env
+
+    async def start_worker(self, name: str) -> WorkerRun:
+        """A worker process for section `name` (profiled with py-spy when asked)."""
+        profile = self.options.profile_dir
+        return await WorkerRun.start(
+            self.worker_env(name),
+            self.options.log_dir / f"worker-{name}.log",
+            profile=profile / f"{name}.txt" if profile else None,
+            tree=self.options.worker_tree or REPO,
+        )
+
+    async def organization(self, urls: list[str]) -> str:
+        """A new organization with one single-channel webhook per URL."""
+        org = new_organization_id()
+        await register_webhooks(self.store, org, urls)
+        return org
+
+    async def drain(self, name: str, urls: list[str], events: int, expect: int) -> Drain:
+        """Publish `events` events first, then start a worker and time the sink receiving them."""
+        topic = f"{self.prefix}-{name}"
+        await self.kafka.create(topic)
+        org = await self.organization(urls)
+        publish_seconds = await publish_backlog(self.kafka, topic, org, events, name)
+        await self.sink.reset()
+        worker = await self.start_worker(name)
+        try:
+            async with sampling_memory(worker):
+                stats = await self.sink.wait_for(expect, 120 + expect / 200, worker)
+            metrics = await worker.metrics(self.sink.session)
+        finally:
+            await worker.stop(self.options.stop_within)
+        return Drain(stats, publish_seconds, worker.peak_rss_kb, metrics)
+
+
+def _at_least(value: float, target: float) -> str:
+    return "ok" if value >= target else "MISS"
+
+
+def _at_most(value: float, target: float) -> str:
+    return "ok" if value <= target else "MISS"
+
+
+async def raw_limits(bench: Bench) -> None:
+    """A bare aiohttp POST loop and a bare aiokafka consumer, on the same sink and broker."""
+    options, settings = bench.options, bench.settings
+    await bench.sink.reset()
+    # The worker sends at most destination_concurrency requests at once to one host, over a
+    # pool of as many connections per host: the same for the bare loop.
+    concurrency = min(settings.destination_concurrency, settings.max_in_flight)
+    bench.raw_http = await raw.post_loop(
+        bench.sink.url("/raw"), options.deliveries, concurrency=concurrency
+    )
+    topic = f"{bench.prefix}-raw"
+    await bench.kafka.create(topic)
+    org = new_organization_id()
+    await publish_backlog(bench.kafka, topic, org, options.deliveries, "raw")
+    bench.raw_kafka = await raw.consume_loop(
+        settings.kafka_bootstrap_servers,
+        topic,
+        options.deliveries,
+        partitions=PARTITIONS,
+        max_records=settings.max_in_flight,
+    )
+    bench.add(
+        Row(
+            "raw",
+            f"aiohttp POST loop ({concurrency} concurrent, one host)",
+            f"{bench.raw_http:,.0f}/s",
+        ),
+        Row("raw", "aiokafka consume loop (messages)", f"{bench.raw_kafka:,.0f}/s"),
+    )
+
+
+async def throughput(bench: Bench) -> None:
+    """Backlog drains with 1, 4 and 16 matching webhooks per event."""
+    for fanout in FANOUTS:
+        events = max(1, bench.options.deliveries // fanout)
+        urls = [bench.sink.url(f"/t{fanout}/{n}") for n in range(fanout)]
+        drain = await bench.drain(f"fanout{fanout}", urls, events, events * fanout)
+        label = f"{fanout} webhook{'s' if fanout > 1 else ''}/event"
+        bench.add(*_throughput_rows(bench, label, drain, events, fanout))
+
+
+def _throughput_rows(bench: Bench, label: str, drain: Drain, events: int, fanout: int) -> list[Row]:
+    rate = drain.per_second
+
+    def row(measure: str, value: str, target: str = "", verdict: str = "") -> Row:
+        return Row("throughput", f"{label}: {measure}", value, target, verdict)
+
+    rows = [
+        row(f"events/s ({events:,} events)", f"{rate / fanout:,.0f}/s"),
+        row("HTTP deliveries/s", f"{rate:,.0f}/s", ">= 3,000/s", _at_least(rate, 3000)),
+    ]
+    if bench.raw_http:
+        ratio = rate / bench.raw_http
+        rows.append(row("ratio to raw aiohttp", f"{ratio:.2f}", ">= 0.5", _at_least(ratio, 0.5)))
+    if bench.raw_kafka:
+        rows.append(row("ratio to raw aiokafka (events)", f"{rate / fanout / bench.raw_kafka:.3f}"))
+    if drain.cpu_us is not None:
+        rows.append(row("worker CPU per delivery", f"{drain.cpu_us:,.0f} us"))
+    if drain.retries:
+        rows.append(row("sent to retry tier", f"{drain.retries:,}"))
+    return rows
+
+
+async def latency(bench: Bench) -> None:
+    """occurred_at to arrival at the sink while a publisher paces events at a steady rate."""
+    options = bench.options
+    floor = await raw.kafka_latency(
+        bench.kafka, f"{bench.prefix}-latency-raw", options.latency_rate, options.warm_up
+    )
+    topic = f"{bench.prefix}-latency"
+    await bench.kafka.create(topic)
+    org = await bench.organization([bench.sink.url("/latency")])
+    worker = await bench.start_worker("latency")
+    producer = bench.kafka.producer(linger_ms=0, max_batch_size=16384)
+    await producer.start()
+    stop = asyncio.Event()
+    try:
+        await worker.wait_ready(bench.sink.session)
+        await bench.sink.reset()
+        publisher = asyncio.create_task(
+            publish_paced(producer, topic, org, options.latency_rate, stop)
+        )
+        await bench.sink.wait_for(1, 60, worker)  # partitions assigned, first delivery made
+        await asyncio.sleep(options.warm_up)  # start-up transients are not measured
+        await bench.sink.reset(latency=True)
+        measured_from, cpu_from = time.perf_counter(), worker.cpu_seconds()
+        await asyncio.sleep(options.latency_seconds)
+        stop.set()
+        await publisher
+        measured = time.perf_counter() - measured_from
+        cpu_share = (worker.cpu_seconds() - cpu_from) / measured
+        stats = await _settled(bench.sink)
+        rss_kb, _ = worker.memory_kb()
+    finally:
+        stop.set()
+        await producer.stop()
+        await worker.stop(bench.options.stop_within)
+    _latency_rows(bench, stats, measured, floor)
+    bench.add(
+        Row("latency", "worker CPU at that rate (1.0 = a core)", f"{cpu_share:.2f}"),
+        Row("latency", "worker RSS at that rate", f"{rss_kb / 1024:.0f} MB"),
+    )
+
+
+def _latency_rows(
+    bench: Bench, stats: dict[str, Any], measured: float, floor: dict[str, float]
+) -> None:
+    rate = bench.options.latency_rate
+    ms = {q: (stats[q] or 0.0) * 1000 for q in ("p50", "p95", "p99", "max")}
+    p99_ok = _at_most(ms["p99"], 50)
+    bench.add(
+        Row("latency", f"paced at {rate:,}/s: events measured", f"{stats['latency_samples']:,}"),
+        Row("latency", "rate at the sink", f"{stats['latency_samples'] / measured:,.0f}/s"),
+        Row("latency", "p50 occurred_at -> received", f"{ms['p50']:.1f} ms"),
+        Row("latency", "p95 occurred_at -> received", f"{ms['p95']:.1f} ms"),
+        Row("latency", "p99 occurred_at -> received", f"{ms['p99']:.1f} ms", "<= 50 ms", p99_ok),
+        Row("latency", "max occurred_at -> received", f"{ms['max']:.1f} ms"),
+        Row(
+            "latency",
+            "floor: bare aiokafka publish -> consume p50/p99",
+            f"{floor['p50'] * 1000:.1f}/{floor['p99'] * 1000:.1f} ms",
+        ),
+    )
+
+
+async def _settled(sink: Sink, quiet: float = 1.0, within: float = 15.0) -> dict[str, Any]:
+    """The sink's figures once nothing more has arrived for `quiet` seconds."""
+    deadline = time.monotonic() + within
+    stats = await sink.stats()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet)
+        latest = await sink.stats()
+        if latest["count"] == stats["count"]:
+            return latest
+        stats = latest
+    return stats
+
+
+async def memory(bench: Bench) -> None:
+    """The worker's peak RSS while a backlog of `--backlog` events drains."""
+    count = bench.options.backlog
+    drain = await bench.drain("memory", [bench.sink.url("/memory")], count, count)
+    peak_mb = drain.peak_rss_kb / 1024
+    bench.add(
+        Row("memory", f"publish backlog of {count:,} events", f"{drain.publish_seconds:.1f} s"),
+        Row(
+            "memory",
+            "publish rate (aiokafka batches, acks=1)",
+            f"{count / drain.publish_seconds:,.0f}/s",
+        ),
+        Row("memory", "drain: HTTP deliveries/s", f"{drain.per_second:,.0f}/s"),
+        Row(
+            "memory",
+            "worker peak RSS (VmHWM) while draining",
+            f"{peak_mb:.0f} MB",
+            "<= 300 MB",
+            _at_most(peak_mb, 300),
+        ),
+    )
+
+
+async def isolation(bench: Bench) -> None:
+    """Healthy deliveries/s with one healthy webhook per event, then with a dead one beside it."""
+    events = bench.options.isolation_events
+    sink = bench.sink
+    alone = await bench.drain("iso-healthy", [sink.url("/iso/alone")], events, events)
+    mixed = await bench.drain(
+        "iso-dead", [sink.url("/iso/mixed"), sink.dead_url("/iso/dead")], events, events
+    )
+    cost = 1 - mixed.per_second / alone.per_second if alone.per_second else 1.0
+
+    def row(measure: str, value: str, target: str = "", verdict: str = "") -> Row:
+        return Row("isolation", measure, value, target, verdict)
+
+    bench.add(
+        row("healthy deliveries/s, 1 healthy webhook/event", f"{alone.per_second:,.0f}/s"),
+        row("healthy deliveries/s, + 1 dead webhook/event", f"{mixed.per_second:,.0f}/s"),
+        row(
+            "cost of the dead destination",
+            f"{cost * 100:.1f} %",
+            "<= 10 %",
+            _at_most(cost * 100, 10),
+        ),
+        row("dead deliveries handed to the retry tier", f"{mixed.retries:,}"),
+    )
+    if alone.cpu_us is not None and mixed.cpu_us is not None:
+        cpu = f"{alone.cpu_us:,.0f} / {mixed.cpu_us:,.0f} us"
+        bench.add(row("worker CPU per healthy delivery, alone / + dead", cpu))
+
+
+async def registry_lookups(bench: Bench) -> None:
+    """WebhookCache.find_active in process: first lookups (Redis) and cached ones."""
+    orgs = [new_organization_id() for _ in range(100)]
+    for org in orgs:
+        await register_webhooks(bench.store, org, [bench.sink.url("/registry")])
+    keys = RegistryKeys(bench.prefix)
+    cache = WebhookCache(bench.store, bench.redis, keys, ttl=bench.settings.cache_ttl)
+    await cache.start()
+    try:
+        kind = WebhookEventType.OBJECT_CREATED
+        misses = await _timed(len(orgs), lambda i: cache.find_active(orgs[i], kind))
+        hits = await _timed(bench.options.lookups, lambda i: cache.find_active(orgs[i % 100], kind))
+    finally:
+        await cache.aclose()
+    bench.add(
+        Row("registry", "cache lookups/s (hit, in process)", f"{hits:,.0f}/s"),
+        Row("registry", "first lookups/s (miss: Redis, sequential)", f"{misses:,.0f}/s"),
+    )
+
+
+async def _timed(count: int, call: Callable[[int], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    for index in range(count):
+        await call(index)
+    return count / (time.perf_counter() - started)
+
+
+SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
+    "raw": raw_limits,
+    "throughput": throughput,
+    "latency": latency,
+    "isolation": isolation,
+    "registry": registry_lookups,
+    "memory": memory,
+}
+
+
+def new_run_id() -> str:
+    """A short id that keeps this run's topics, groups and keys apart from any other's."""
+    return uuid.uuid4().hex[:8]
