@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
-from hookline.schemas import EventEnvelope, delivery_id, new_organization_id
+from hookline.schemas import EventEnvelope, Webhook, delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
 from tests.worker.conftest import (
@@ -66,30 +67,47 @@ async def test_a_permanent_failure_sets_last_error_and_is_dead_lettered(
     assert letter["last_status"] == 400
 
 
+@dataclass
+class AlwaysDown:
+    """What happened to one event sent to an endpoint that always answers 503."""
+
+    event: EventEnvelope
+    webhook: Webhook
+    letter: dict[str, Any]
+    tries: int
+
+
+async def always_down(
+    settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> AlwaysDown:
+    """Publish one event for an endpoint that always fails, and read its dead letter."""
+    script = Script(then=(503, {}))
+    receiver.answer = script
+    webhook = await create_webhook(store, new_organization_id(), [http_channel(receiver.url())])
+    event = make_event(webhook.internal_id)
+    async with running_worker(settings):
+        await publish(event)
+        [letter] = await read_topic(settings, settings.dlq_topic, 1)
+    return AlwaysDown(event, webhook, letter, len(script.times))
+
+
 async def test_exhausted_retries_are_dead_lettered(
     worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
 ) -> None:
-    org = new_organization_id()
-    script = Script(then=(503, {}))
-    receiver.answer = script
-    webhook = await create_webhook(store, org, [http_channel(receiver.url())])
-    event = make_event(org)
     # A breaker that never opens, so that every attempt reaches the endpoint and is counted there.
     settings = worker_settings.model_copy(update={"breaker_threshold": 100})
 
-    async with running_worker(settings):
-        await publish(event)
-        await eventually(lambda: script.times)
-        [letter] = await read_topic(worker_settings, worker_settings.dlq_topic, 1)
+    down = await always_down(settings, store, receiver, publish)
 
+    letter, webhook = down.letter, down.webhook
     # The first attempt and one durable retry per entry of the schedule [1s, 2s], at least.
     assert letter["reason"] == "retries_exhausted"
     assert letter["attempts"] >= 3
-    assert letter["attempts"] == len(script.times)
-    assert EventEnvelope.model_validate(letter["event"]) == event
+    assert letter["attempts"] == down.tries
+    assert EventEnvelope.model_validate(letter["event"]) == down.event
     assert letter["webhook_id"] == webhook.webhook_id
     assert letter["last_status"] == 503
-    stored = await store.get(org, webhook.webhook_id)
+    stored = await store.get(webhook.internal_id, webhook.webhook_id)
     assert stored.last_error is not None and stored.last_error.status == 503
 
 
@@ -120,22 +138,15 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
 async def test_deferrals_by_an_open_breaker_keep_the_real_error_and_are_not_counted(
     worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
 ) -> None:
-    org = new_organization_id()
-    script = Script(then=(503, {}))
-    receiver.answer = script
-    webhook = await create_webhook(store, org, [http_channel(receiver.url())])
-    event = make_event(org)
     # The first failure opens the breaker; every later try is deferred without reaching the peer.
     settings = worker_settings.model_copy(update={"breaker_threshold": 1})
 
-    async with running_worker(settings):
-        await publish(event)
-        [letter] = await read_topic(settings, settings.dlq_topic, 1)
+    down = await always_down(settings, store, receiver, publish)
 
-    assert len(script.times) == 1
-    assert letter["reason"] == "retries_exhausted"
-    assert letter["attempts"] == 1
-    assert "circuit open" in letter["last_error"]
-    stored = await store.get(org, webhook.webhook_id)
+    assert down.tries == 1
+    assert down.letter["reason"] == "retries_exhausted"
+    assert down.letter["attempts"] == 1
+    assert "circuit open" in down.letter["last_error"]
+    stored = await store.get(down.webhook.internal_id, down.webhook.webhook_id)
     assert stored.last_error is not None
     assert stored.last_error.status == 503
