@@ -72,7 +72,9 @@ class Components:
             started.push_async_callback(producer.stop)
             catalog = await ChannelCatalog.open(settings)
             started.pop_all()
-        router = FailureRouter(producer, tiers, settings.dlq_topic, metrics)
+        router = FailureRouter(
+            producer, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
+        )
         recorder = OutcomeRecorder(
             redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl
         )

@@ -159,7 +159,8 @@ class Dispatcher:
         await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if not attempt.delivered:
-            level = logging.WARNING if attempt.tried else logging.INFO
+            # Deferrals come in floods while a destination is down; its failures are the news.
+            level = logging.WARNING if attempt.tried else logging.DEBUG
             message = "delivery failed: %s" if attempt.tried else "delivery deferred: %s"
             logger.log(level, message, attempt.error, extra=_attempt_context(attempt))
 

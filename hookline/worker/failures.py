@@ -58,11 +58,13 @@ class FailureRouter:
         tiers: RetryTiers,
         dlq_topic: str,
         metrics: WorkerMetrics,
+        deferral_delay: float = 0.0,
     ) -> None:
         self._producer = producer
         self._tiers = tiers
         self._dlq_topic = dlq_topic
         self._metrics = metrics
+        self._deferral_delay = deferral_delay
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
@@ -70,7 +72,8 @@ class FailureRouter:
         """Schedule a retry for a retryable failure while the schedule lasts; else dead-letter."""
         delay = None
         if attempt.retryable:
-            delay = next_delay(self._tiers.schedule, retries_done, attempt.retry_after)
+            wait = requested_wait(attempt, self._deferral_delay)
+            delay = next_delay(self._tiers.schedule, retries_done, wait)
         if delay is None:
             await self._dead_letter(notification, attempt)
             return DeliveryResult.GAVE_UP
@@ -133,6 +136,14 @@ class FailureRouter:
             await self._producer.send_and_wait(topic, value, key=encoded_key)
 
         await until_done(send, what=f"publishing to {topic}")
+
+
+def requested_wait(attempt: DeliveryAttempt, deferral_delay: float) -> float | None:
+    """The least wait before the next try: the peer's Retry-After, and for a deferral at least
+    `deferral_delay` (an earlier retry would find the breaker still open and defer again)."""
+    if attempt.tried:
+        return attempt.retry_after
+    return max(attempt.retry_after or 0.0, deferral_delay)
 
 
 def _attempts_made(notification: Notification, attempt: DeliveryAttempt) -> int:

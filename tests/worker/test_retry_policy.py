@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from hookline.worker.failures import RetryTiers
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome
+from hookline.worker.failures import RetryTiers, requested_wait
 from hookline.worker.retry_policy import (
     next_delay,
     tier_delays,
@@ -94,3 +97,39 @@ def test_retry_tiers_have_one_topic_per_distinct_delay() -> None:
     assert tiers.topics == ["hookline.retry.0.5s", "hookline.retry.5s", "hookline.retry.300s"]
     assert tiers.topic_for(2.0) == "hookline.retry.5s"
     assert tiers.topic_for(86400.0) == "hookline.retry.300s"
+
+
+def _attempt(outcome: DeliveryOutcome, retry_after: float | None = None) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        delivery_id="msg_1",
+        webhook_id="wh_AAAAAAAAAA",
+        event_id="evt_1",
+        channel="webhook",
+        attempt=1,
+        outcome=outcome,
+        at=datetime.now(UTC),
+        latency_ms=0.0,
+        retry_after=retry_after,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "retry_after", "expected"),
+    [
+        (DeliveryOutcome.RETRYABLE, None, None),
+        (DeliveryOutcome.RETRYABLE, 7.0, 7.0),
+        (DeliveryOutcome.DEFERRED, None, 30.0),
+        (DeliveryOutcome.DEFERRED, 90.0, 90.0),
+    ],
+)
+def test_a_deferral_waits_at_least_for_the_breaker_to_cool_down(
+    outcome: DeliveryOutcome, retry_after: float | None, expected: float | None
+) -> None:
+    assert requested_wait(_attempt(outcome, retry_after), deferral_delay=30.0) == expected
+
+
+def test_with_the_default_schedule_a_deferral_skips_the_5_second_tier() -> None:
+    schedule = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    wait = requested_wait(_attempt(DeliveryOutcome.DEFERRED), deferral_delay=30.0)
+
+    assert tier_for(next_delay(schedule, 0, wait) or 0, tier_delays(schedule)) == 300
