@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, TypeVar
+
+from pydantic import BaseModel
 
 from hookline.errors import DeliveryError
 from hookline.schemas.common import utc_now
@@ -15,6 +17,20 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 1024
 """Longest error message kept in a record (the peer's body is cut to fit)."""
+
+
+ConfigsT = TypeVar("ConfigsT", bound=BaseModel)
+
+
+def configs_of(notification: Notification, kind: type[ConfigsT]) -> ConfigsT:
+    """The notification's configs if they are `kind`; a permanent DeliveryError otherwise."""
+    configs = notification.channel.configs
+    if not isinstance(configs, kind):
+        raise DeliveryError(
+            f"a {notification.channel.channel!r} channel cannot be sent as {kind.__name__}",
+            retryable=False,
+        )
+    return configs
 
 
 class DeliveryChannel(ABC):

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from pydantic import SecretStr
 
 from hookline import __version__
-from hookline.channels.base import DeliveryChannel
+from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.catalog import ChannelContext
 from hookline.errors import DeliveryError
 from hookline.schemas import HttpChannel, HttpConfigs, Notification
@@ -97,7 +97,7 @@ class HttpEndpointChannel(DeliveryChannel):
 
     async def deliver(self, notification: Notification) -> int:
         """POST the event; the endpoint's 2xx status, or DeliveryError classified by its answer."""
-        configs = _configs(notification)
+        configs = configs_of(notification, HttpConfigs)
         body = self._body(notification, configs)
         headers = _headers(configs, notification.delivery_id, body)
         host = configs.url.host or ""
@@ -133,15 +133,6 @@ class HttpEndpointChannel(DeliveryChannel):
             configs.payload_template, notification, field="payload_template"
         )
         return rendered.encode()
-
-
-def _configs(notification: Notification) -> HttpConfigs:
-    channel = notification.channel
-    if not isinstance(channel, HttpChannel):
-        raise DeliveryError(
-            f"the webhook channel cannot send a {channel.channel!r} config", retryable=False
-        )
-    return channel.configs
 
 
 def _headers(configs: HttpConfigs, message_id: str, body: bytes) -> CIMultiDict[str]:

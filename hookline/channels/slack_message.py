@@ -11,7 +11,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from hookline.channels.base import DeliveryChannel
+from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.http_endpoint import retry_after_seconds
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SlackConfigs
@@ -65,9 +65,7 @@ class SlackMessageChannel(DeliveryChannel):
         self._context = context
 
     async def deliver(self, notification: Notification) -> int | None:
-        configs = notification.channel.configs
-        if not isinstance(configs, SlackConfigs):
-            raise DeliveryError("the slack channel got a config of another type", retryable=False)
+        configs = configs_of(notification, SlackConfigs)
         message = compose(notification, configs, self._context.renderer)
         try:
             async with asyncio.timeout(TIMEOUT):

@@ -26,11 +26,11 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from hookline.channels.base import DeliveryChannel
+from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.catalog import ChannelContext
 from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError
-from hookline.schemas import EmailChannel, EmailConfigs, Notification
+from hookline.schemas import EmailConfigs, Notification
 from hookline.schemas.common import utc_now
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class SmtpEmailChannel(DeliveryChannel):
 
     async def deliver(self, notification: Notification) -> int:
         """Send the email; a refusal of any recipient fails the delivery."""
-        configs = _email_configs(notification)
+        configs = configs_of(notification, EmailConfigs)
         message = self._compose(notification, configs)
         # Bcc recipients are only in the envelope, never in a header.
         addresses = [*configs.to_addresses, *configs.cc_addresses, *configs.bcc_addresses]
@@ -231,15 +231,6 @@ def _set_body(message: EmailMessage, body: str, content_type: Literal["text", "h
         message.add_alternative(body, subtype="html")
     else:
         message.set_content(body)
-
-
-def _email_configs(notification: Notification) -> EmailConfigs:
-    channel = notification.channel
-    if not isinstance(channel, EmailChannel):
-        raise DeliveryError(
-            f"the email channel cannot send a {channel.channel!r} config", retryable=False
-        )
-    return channel.configs
 
 
 def _one_line(what: str, value: str) -> str:

@@ -17,7 +17,7 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from hookline.channels.base import DeliveryChannel
+from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SmsConfigs
 from hookline.schemas.deliveries import Notification
@@ -67,9 +67,7 @@ class TwilioSmsChannel(DeliveryChannel):
             raise DeliveryError(
                 "SMS is not configured: set " + ", ".join(self._missing), retryable=False
             )
-        configs = notification.channel.configs
-        if not isinstance(configs, SmsConfigs):
-            raise DeliveryError("the sms channel got a config of another type", retryable=False)
+        configs = configs_of(notification, SmsConfigs)
         body = self._body(notification, configs)
         sends = (self._send(self._client, number, body) for number in configs.phone_numbers)
         failures = [error for error in await asyncio.gather(*sends) if error is not None]
