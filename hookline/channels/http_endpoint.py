@@ -9,19 +9,22 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 import aiohttp
+import orjson
 from multidict import CIMultiDict
 from pydantic import SecretStr
+from yarl import URL
 
 from hookline import __version__
 from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.catalog import ChannelContext
 from hookline.errors import DeliveryError
-from hookline.schemas import HttpChannel, HttpConfigs, Notification
+from hookline.schemas import HttpConfigs, Notification
 from hookline.schemas.channel_configs import signing_key
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,8 @@ MAX_RETRY_AFTER = 24 * 3600.0
 _RETRYABLE_STATUSES = frozenset({408, 429})
 _MAX_LOCATION = 200
 _USER_AGENT = f"hookline/{__version__}"
+_MAX_PREPARED = 10_000
+"""Endpoints whose prepared headers, keys and URL are kept (the oldest go first)."""
 
 
 def signature_headers(
@@ -42,9 +47,19 @@ def signature_headers(
 
     Several secrets let an endpoint rotate its secret: receivers that know either one verify.
     """
+    return _signed(message_id, body, [_hmac_of(secret) for secret in secrets], timestamp)
+
+
+def _hmac_of(secret: SecretStr) -> hmac.HMAC:
+    return hmac.new(signing_key(secret), digestmod=hashlib.sha256)
+
+
+def _signed(
+    message_id: str, body: bytes, keys: Sequence[hmac.HMAC], timestamp: int | None = None
+) -> dict[str, str]:
     sent_at = int(time.time()) if timestamp is None else timestamp
     signed = f"{message_id}.{sent_at}.".encode() + body
-    signatures = (f"v1,{_hmac(secret, signed)}" for secret in secrets)
+    signatures = ("v1," + base64.b64encode(_digest(key, signed)).decode() for key in keys)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(sent_at),
@@ -52,9 +67,11 @@ def signature_headers(
     }
 
 
-def _hmac(secret: SecretStr, signed: bytes) -> str:
-    key = signing_key(secret)
-    return base64.b64encode(hmac.digest(key, signed, hashlib.sha256)).decode()
+def _digest(keyed: hmac.HMAC, message: bytes) -> bytes:
+    # A copy of an HMAC already keyed: cheaper than keying one for every message.
+    mac = keyed.copy()
+    mac.update(message)
+    return mac.digest()
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -85,6 +102,43 @@ def event_payload(notification: Notification) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What every delivery to one endpoint shares, worked out once per configuration."""
+
+    url: URL
+    host: str
+    destination: str
+    headers: dict[str, str]
+    timeout: aiohttp.ClientTimeout
+    key: hmac.HMAC
+    previous_keys: tuple[tuple[hmac.HMAC, datetime], ...]
+
+    @classmethod
+    def of(cls, configs: HttpConfigs) -> _Prepared:
+        headers = CIMultiDict({"Content-Type": "application/json", "User-Agent": _USER_AGENT})
+        # The schema keeps users from setting signing and framing headers, so theirs go over ours.
+        headers.update(configs.headers)
+        return cls(
+            url=URL(str(configs.url)),
+            host=configs.url.host or "",
+            destination=f"webhook:{configs.url.host}:{configs.url.port}",
+            headers=dict(headers.items()),
+            timeout=aiohttp.ClientTimeout(total=configs.timeout),
+            key=_hmac_of(configs.secret),
+            previous_keys=tuple(
+                (_hmac_of(kept.secret), kept.expires_at) for kept in configs.previous_secrets
+            ),
+        )
+
+    def signing_keys(self) -> list[hmac.HMAC]:
+        """The current key, then each previous one until it expires."""
+        if not self.previous_keys:
+            return [self.key]
+        now = datetime.now(UTC)
+        return [self.key, *(key for key, expires_at in self.previous_keys if expires_at > now)]
+
+
 class HttpEndpointChannel(DeliveryChannel):
     """POSTs each event to the webhook's URL through the guarded session; follows no redirect."""
 
@@ -94,53 +148,71 @@ class HttpEndpointChannel(DeliveryChannel):
     def __init__(self, context: ChannelContext) -> None:
         self._http = context.guarded_http
         self._renderer = context.renderer
+        # Keyed by identity: the registry cache hands out the same configs for every event until
+        # the webhook changes, and a changed webhook comes as new configs.
+        self._prepared: dict[int, tuple[HttpConfigs, _Prepared]] = {}
 
     async def deliver(self, notification: Notification) -> int:
         """POST the event; the endpoint's 2xx status, or DeliveryError classified by its answer."""
         configs = configs_of(notification, HttpConfigs)
+        prepared = self._prepare(configs)
         body = self._body(notification, configs)
-        headers = _headers(configs, notification.delivery_id, body)
-        host = configs.url.host or ""
+        headers = prepared.headers | _signed(
+            notification.delivery_id, body, prepared.signing_keys()
+        )
         try:
             async with self._http.post(
-                str(configs.url),
+                prepared.url,
                 data=body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=configs.timeout),
+                timeout=prepared.timeout,
                 allow_redirects=False,
             ) as response:
                 logger.debug(
-                    "delivery %s to %s answered %s", notification.delivery_id, host, response.status
+                    "delivery %s to %s answered %s",
+                    notification.delivery_id,
+                    prepared.host,
+                    response.status,
                 )
                 return await _accepted(response)
         except TimeoutError:
             raise DeliveryError(
-                f"{host} did not answer within {configs.timeout:g} s", retryable=True
+                f"{prepared.host} did not answer within {configs.timeout:g} s", retryable=True
             ) from None
         except aiohttp.ClientError as exc:
-            raise _connection_error(host, exc) from None
+            raise _connection_error(prepared.host, exc) from None
 
     def destination(self, notification: Notification) -> str:
         """Each host and port is its own destination, with its own limit and breaker."""
-        channel = notification.channel
-        url = channel.configs.url if isinstance(channel, HttpChannel) else None
-        return f"webhook:{url.host}:{url.port}" if url else self.name
+        configs = notification.channel.configs
+        if not isinstance(configs, HttpConfigs):
+            return self.name
+        return self._prepare(configs).destination
+
+    def _prepare(self, configs: HttpConfigs) -> _Prepared:
+        entry = self._prepared.get(id(configs))
+        if entry is not None and entry[0] is configs:
+            return entry[1]
+        if len(self._prepared) >= _MAX_PREPARED:
+            del self._prepared[next(iter(self._prepared))]  # the oldest
+        prepared = _Prepared.of(configs)
+        self._prepared[id(configs)] = (configs, prepared)
+        return prepared
 
     def _body(self, notification: Notification, configs: HttpConfigs) -> bytes:
         if configs.payload_template is None:
-            return json.dumps(event_payload(notification), separators=(",", ":")).encode()
+            return _json_bytes(event_payload(notification))
         rendered = self._renderer.render(
             configs.payload_template, notification, field="payload_template"
         )
         return rendered.encode()
 
 
-def _headers(configs: HttpConfigs, message_id: str, body: bytes) -> CIMultiDict[str]:
-    headers = CIMultiDict({"Content-Type": "application/json", "User-Agent": _USER_AGENT})
-    # The schema keeps users from setting signing and framing headers, so theirs go over ours.
-    headers.update(configs.headers)
-    headers.update(signature_headers(message_id, body, configs.signing_secrets()))
-    return headers
+def _json_bytes(payload: dict[str, object]) -> bytes:
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # orjson refuses integers beyond 64 bits, which JSON allows
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 async def _accepted(response: aiohttp.ClientResponse) -> int:

@@ -19,6 +19,11 @@ R = TypeVar("R")
 
 _MAX_BATCH = 500
 """Most calls served by one pipeline: bounds a pipeline's size and Redis's time on it."""
+_MARK_DELIVERED = """
+for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end
+"""
+"""One command for all of an organization's markers in a batch, not a SET each: the client's
+cost is per command, and a busy worker writes one marker per delivery."""
 
 
 class OutcomeRecorder:
@@ -43,26 +48,35 @@ class OutcomeRecorder:
         self._store = store
         self._log = log
         self._delivered_ttl = int(delivered_ttl)
-        self._lookups: _Batcher[list[str], list[str | None]] = _Batcher(self._mget_each)
+        self._lookups: _Batcher[tuple[str, Sequence[str]], set[str]] = _Batcher(self._find_each)
         self._writes: _Batcher[tuple[str, DeliveryAttempt], None] = _Batcher(self._write_each)
 
     async def delivered(self, org: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of these deliveries already succeeded (on any worker, at any time in the TTL)."""
         if not delivery_ids:
             return set()
-        found = await self._lookups.call([self._keys.delivered(org, d) for d in delivery_ids])
-        return {d for d, mark in zip(delivery_ids, found, strict=True) if mark is not None}
+        return await self._lookups.call((org, delivery_ids))
 
     async def record(self, org: str, attempt: DeliveryAttempt) -> None:
         """Mark success (so it is never sent again), log the attempt, update the webhook."""
         await self._writes.call((org, attempt))
 
-    async def _mget_each(self, requests: list[list[str]]) -> list[list[str | None]]:
-        # One MGET per request: its keys share an organization's hash tag (one cluster slot).
+    async def _find_each(self, requests: list[tuple[str, Sequence[str]]]) -> list[set[str]]:
+        # One MGET per organization: its keys share a hash tag (one cluster slot).
+        by_org: dict[str, list[str]] = {}
+        for org, delivery_ids in requests:
+            by_org.setdefault(org, []).extend(delivery_ids)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for keys in requests:
-                pipe.mget(keys)
-            return cast(list[list[str | None]], await pipe.execute())
+            for org, ids in by_org.items():
+                pipe.mget([self._keys.delivered(org, d) for d in ids])
+            marks = cast(list[list[str | None]], await pipe.execute())
+        found = {
+            (org, d)
+            for (org, ids), org_marks in zip(by_org.items(), marks, strict=True)
+            for d, mark in zip(ids, org_marks, strict=True)
+            if mark is not None
+        }
+        return [{d for d in ids if (org, d) in found} for org, ids in requests]
 
     async def _write_each(self, requests: list[tuple[str, DeliveryAttempt]]) -> list[None]:
         by_org: dict[str, list[DeliveryAttempt]] = {}
@@ -76,10 +90,9 @@ class OutcomeRecorder:
 
     def _queue_records(self, pipe: Pipeline, org: str, attempts: list[DeliveryAttempt]) -> None:
         self._log.queue_append(pipe, org, attempts)
-        for attempt in attempts:
-            if attempt.delivered:
-                marker = self._keys.delivered(org, attempt.delivery_id)
-                pipe.set(marker, "1", ex=self._delivered_ttl)
+        markers = [self._keys.delivered(org, a.delivery_id) for a in attempts if a.delivered]
+        if markers:
+            pipe.eval(_MARK_DELIVERED, len(markers), *markers, self._delivered_ttl)
         # A webhook keeps only its newest outcome, so one write per webhook and kind suffices.
         for attempt in _newest_outcomes(attempts):
             if attempt.delivered:

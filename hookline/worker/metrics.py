@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -63,13 +64,30 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        # Looking a labelled series up costs more than updating it; channels and outcomes are few.
+        self._series: dict[tuple[str, str], _AttemptSeries] = {}
 
     def observe(self, attempt: DeliveryAttempt, occurred_at: float) -> None:
         """Count one attempt, its latency and, once delivered, the event's end-to-end lag."""
-        self.deliveries.labels(attempt.channel, attempt.outcome.value).inc()
-        self.delivery_latency.labels(attempt.channel).observe(attempt.latency_ms / 1000)
+        key = (attempt.channel, attempt.outcome.value)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _AttemptSeries(
+                self.deliveries.labels(*key),
+                self.delivery_latency.labels(attempt.channel),
+                self.end_to_end_lag.labels(attempt.channel),
+            )
+        series.count.inc()
+        series.latency.observe(attempt.latency_ms / 1000)
         if attempt.delivered:
-            self.end_to_end_lag.labels(attempt.channel).observe(time.time() - occurred_at)
+            series.lag.observe(time.time() - occurred_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _AttemptSeries:
+    count: Counter
+    latency: Histogram
+    lag: Histogram
 
 
 class HealthServer:

@@ -168,6 +168,42 @@ async def test_a_receiver_verifies_with_either_secret_during_rotation() -> None:
         Webhook(stranger).verify(body, headers)
 
 
+async def test_a_previous_secret_stops_signing_once_it_expires(
+    channel: HttpEndpointChannel, channel_config: dict[str, Any], receiver: Receiver
+) -> None:
+    expires_at = datetime.now(UTC) + timedelta(seconds=1)
+    kept = [{"secret": OTHER_SECRET, "expires_at": expires_at.isoformat()}]
+    # One notification, so the same configs object, sent before and after the expiry.
+    notification = notification_for(with_configs(channel_config, previous_secrets=kept))
+
+    await channel.send(notification)
+    await asyncio.sleep((expires_at - datetime.now(UTC)).total_seconds() + 0.1)
+    await channel.send(notification)
+
+    before, after = receiver.requests
+    assert len(before.headers["webhook-signature"].split(" ")) == 2
+    Webhook(OTHER_SECRET).verify(before.body, before.headers)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_SECRET).verify(after.body, after.headers)
+    Webhook(SECRET).verify(after.body, after.headers)
+
+
+async def test_event_data_beyond_64_bit_integers_is_sent_exactly(
+    channel: HttpEndpointChannel, channel_config: dict[str, Any], receiver: Receiver
+) -> None:
+    notification = notification_for(channel_config)
+    event = notification.event.model_copy(update={"data": {"big": 2**70, "text": "Grüße"}})
+    attempt = await channel.send(dataclasses.replace(notification, event=event))
+
+    assert attempt.delivered, attempt.error
+    [request] = receiver.requests
+    assert Webhook(SECRET).verify(request.body, request.headers)["data"] == {
+        "big": 2**70,
+        "text": "Grüße",
+    }
+
+
 async def test_payload_template_is_the_signed_body(
     channel: HttpEndpointChannel, channel_config: dict[str, Any], receiver: Receiver
 ) -> None:

@@ -1,0 +1,83 @@
+"""Outcomes: success markers that stop a second send, per organization, shared round trips."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from hookline.registry import DeliveryLog, OutcomeRecorder, RegistryKeys, WebhookStore
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, new_organization_id
+from tests.registry.conftest import command_calls, webhook_config
+
+
+def attempt(webhook_id: str, delivery_id: str, outcome: DeliveryOutcome) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        delivery_id=delivery_id,
+        webhook_id=webhook_id,
+        event_id=f"evt_{delivery_id}",
+        channel="webhook",
+        attempt=1,
+        outcome=outcome,
+        at=datetime.now(UTC),
+        latency_ms=2.0,
+        status=200 if outcome is DeliveryOutcome.DELIVERED else 503,
+        error=None if outcome is DeliveryOutcome.DELIVERED else "endpoint answered HTTP 503",
+    )
+
+
+def recorder(redis: Redis, keys: RegistryKeys, ttl: float = 3600) -> OutcomeRecorder:
+    return OutcomeRecorder(redis, keys, WebhookStore(redis, keys), DeliveryLog(redis, keys), ttl)
+
+
+async def test_only_successes_are_marked_and_only_in_their_organization(
+    redis: Redis, keys: RegistryKeys, store: WebhookStore
+) -> None:
+    org_a, org_b = new_organization_id(), new_organization_id()
+    hook_a = await store.create(org_a, webhook_config())
+    hook_b = await store.create(org_b, webhook_config())
+    outcomes = recorder(redis, keys)
+
+    # Recorded concurrently: both organizations' writes share one batch.
+    await asyncio.gather(
+        outcomes.record(org_a, attempt(hook_a.webhook_id, "msg_ok", DeliveryOutcome.DELIVERED)),
+        outcomes.record(org_a, attempt(hook_a.webhook_id, "msg_bad", DeliveryOutcome.RETRYABLE)),
+        outcomes.record(org_b, attempt(hook_b.webhook_id, "msg_b", DeliveryOutcome.DELIVERED)),
+    )
+    found_a, found_b, found_b_as_a = await asyncio.gather(
+        outcomes.delivered(org_a, ["msg_ok", "msg_bad", "msg_b", "msg_new"]),
+        outcomes.delivered(org_b, ["msg_b", "msg_ok"]),
+        outcomes.delivered(org_b, ["msg_ok"]),
+    )
+
+    assert found_a == {"msg_ok"}
+    assert found_b == {"msg_b"}
+    assert found_b_as_a == set()
+    stored_a = await store.get(org_a, hook_a.webhook_id)
+    assert stored_a.last_success_at is not None
+    assert stored_a.last_error is not None and stored_a.last_error.delivery_id == "msg_bad"
+
+
+async def test_markers_expire_after_the_ttl(redis: Redis, keys: RegistryKeys) -> None:
+    org = new_organization_id()
+    outcomes = recorder(redis, keys, ttl=600)
+
+    await outcomes.record(org, attempt("wh_AAAAAAAAAA", "msg_1", DeliveryOutcome.DELIVERED))
+
+    assert 590 <= await redis.ttl(keys.delivered(org, "msg_1")) <= 600
+
+
+async def test_a_burst_of_lookups_costs_one_mget_per_organization(
+    redis: Redis, keys: RegistryKeys
+) -> None:
+    org_a, org_b = new_organization_id(), new_organization_id()
+    outcomes = recorder(redis, keys)
+    before = await command_calls(redis, "mget")
+
+    await asyncio.gather(
+        *(outcomes.delivered(org_a, [f"msg_a{n}"]) for n in range(50)),
+        *(outcomes.delivered(org_b, [f"msg_b{n}"]) for n in range(50)),
+    )
+
+    assert await command_calls(redis, "mget") - before == 2
