@@ -76,11 +76,19 @@ class DeliveryChannel(ABC):
 
 
 def attempt_record(
-    notification: Notification, latency_ms: float, status: int | None, error: DeliveryError | None
+    notification: Notification,
+    latency_ms: float,
+    status: int | None,
+    error: DeliveryError | None,
+    *,
+    deferred: bool = False,
 ) -> DeliveryAttempt:
-    """The record of one attempt at `notification`; `error` None means it was delivered."""
+    """The record of one attempt at `notification`; `error` None means it was delivered, and
+    `deferred` that it was not tried (the error says why)."""
     if error is None:
         outcome = DeliveryOutcome.DELIVERED
+    elif deferred:
+        outcome = DeliveryOutcome.DEFERRED
     else:
         outcome = DeliveryOutcome.RETRYABLE if error.retryable else DeliveryOutcome.PERMANENT
         status = error.status if error.status is not None else status

@@ -220,5 +220,6 @@ class DestinationGate:
 
 
 def _not_tried(notification: Notification, reason: str) -> DeliveryAttempt:
-    attempt = attempt_record(notification, 0.0, None, DeliveryError(reason, retryable=True))
-    return attempt.model_copy(update={"outcome": DeliveryOutcome.DEFERRED})
+    return attempt_record(
+        notification, 0.0, None, DeliveryError(reason, retryable=True), deferred=True
+    )

@@ -155,8 +155,9 @@ class Dispatcher:
         return await self.gate.send(channel.destination(notification), notification, channel.send)
 
     async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:
-        org = notification.event.internal_id
-        await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
+        if attempt.tried:  # a deferral is no attempt: it leaves the log and the webhook alone
+            org = notification.event.internal_id
+            await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if not attempt.delivered:
             # Deferrals come in floods while a destination is down; its failures are the news.
