@@ -6,8 +6,10 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+
 from hookline.demo.peers.http_receiver import HttpReceiver
-from hookline.registry import WebhookStore
+from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
 from hookline.schemas import EventEnvelope, Webhook, delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
@@ -136,7 +138,11 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
 
 
 async def test_deferrals_by_an_open_breaker_keep_the_real_error_and_are_not_counted(
-    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+    worker_settings: Settings,
+    store: WebhookStore,
+    redis: Redis,
+    receiver: HttpReceiver,
+    publish: Publish,
 ) -> None:
     # The first failure opens the breaker; every later try is deferred without reaching the peer.
     settings = worker_settings.model_copy(update={"breaker_threshold": 1})
@@ -150,3 +156,7 @@ async def test_deferrals_by_an_open_breaker_keep_the_real_error_and_are_not_coun
     stored = await store.get(down.webhook.internal_id, down.webhook.webhook_id)
     assert stored.last_error is not None
     assert stored.last_error.status == 503
+    # The delivery log lists what reached the endpoint, not the deferrals after it.
+    log = DeliveryLog(redis, RegistryKeys(settings.redis_key_prefix))
+    attempts = await log.recent(down.webhook.internal_id, down.webhook.webhook_id)
+    assert [(a.attempt, a.status) for a in attempts] == [(1, 503)]
