@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar, cast
+from collections.abc import Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from hookline.batching import TurnBatcher
 from hookline.registry.delivery_log import DeliveryLog
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.store import WebhookStore
 from hookline.schemas import DeliveryAttempt, DeliveryFailure
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-_MAX_BATCH = 500
-"""Most calls served by one pipeline: bounds a pipeline's size and Redis's time on it."""
 _MARK_DELIVERED = """
 for _, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end
 """
@@ -48,8 +43,10 @@ class OutcomeRecorder:
         self._store = store
         self._log = log
         self._delivered_ttl = int(delivered_ttl)
-        self._lookups: _Batcher[tuple[str, Sequence[str]], set[str]] = _Batcher(self._find_each)
-        self._writes: _Batcher[tuple[str, DeliveryAttempt], None] = _Batcher(self._write_each)
+        self._lookups: TurnBatcher[tuple[str, Sequence[str]], set[str]] = TurnBatcher(
+            self._find_each
+        )
+        self._writes: TurnBatcher[tuple[str, DeliveryAttempt], None] = TurnBatcher(self._write_each)
 
     async def delivered(self, org: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of these deliveries already succeeded (on any worker, at any time in the TTL)."""
@@ -99,52 +96,6 @@ class OutcomeRecorder:
                 self._store.queue_success(pipe, org, attempt.webhook_id, attempt.at)
             else:
                 self._store.queue_failure(pipe, org, attempt.webhook_id, _failure(attempt))
-
-
-class _Batcher(Generic[T, R]):
-    """Serves the calls made in one turn of the event loop together, through one `serve`."""
-
-    def __init__(
-        self, serve: Callable[[list[T]], Awaitable[list[R]]], max_batch: int = _MAX_BATCH
-    ) -> None:
-        self._serve = serve
-        self._max_batch = max_batch
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def call(self, request: T) -> R:
-        """The result of `request`, or the error its batch failed with."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        self._pending.append((request, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._start)
-        return await future
-
-    def _start(self) -> None:
-        while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            task = asyncio.create_task(self._run(batch))
-            self._running.add(task)  # a reference, so the task is not collected mid-way
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        futures = [future for _, future in batch]
-        try:
-            results = await self._serve([request for request, _ in batch])
-        except asyncio.CancelledError:
-            for future in futures:
-                future.cancel()
-            raise
-        except Exception as exc:
-            for future in futures:
-                if not future.done():  # a caller that was cancelled no longer waits
-                    future.set_exception(exc)
-            return
-        for future, result in zip(futures, results, strict=True):
-            if not future.done():
-                future.set_result(result)
 
 
 def _newest_outcomes(attempts: list[DeliveryAttempt]) -> list[DeliveryAttempt]:

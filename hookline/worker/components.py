@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -115,16 +113,6 @@ that leaves (measured: 280 us of CPU per record at 16 KiB, 40 us at 256 KiB). Be
 broker's 1 MiB message limit."""
 
 
-def _partition_of(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """Records of one key (an organization) to one partition, by CRC-32 of the key.
-
-    aiokafka's default hashes keys with a pure-Python murmur2 (the Java client's, so that other
-    clients agree); only hookline writes these topics, and murmur2 cost 20 us per record."""
-    if key is None:
-        return random.choice(available or all_partitions)  # noqa: S311 - load spreading
-    return all_partitions[zlib.crc32(key) % len(all_partitions)]
-
-
 async def _start_producer(settings: Settings) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -132,7 +120,6 @@ async def _start_producer(settings: Settings) -> AIOKafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=_PRODUCER_BATCH_BYTES,
-        partitioner=_partition_of,
     )
     try:
         await producer.start()

@@ -78,7 +78,8 @@ class WorkerMetrics:
                 self.end_to_end_lag.labels(attempt.channel),
             )
         series.count.inc()
-        series.latency.observe(attempt.latency_ms / 1000)
+        if attempt.tried:  # a deferral took no time at the peer
+            series.latency.observe(attempt.latency_ms / 1000)
         if attempt.delivered:
             series.lag.observe(time.time() - occurred_at)
 
