@@ -86,9 +86,7 @@ class Dispatcher:
             what="checking earlier deliveries",
         )
         pending = [n for n in notifications if n.delivery_id not in done]
-        if len(pending) == 1:  # the common case: no task for gather to wrap it in
-            return [await self._deliver(pending[0], 0)]
-        return list(await asyncio.gather(*(self._deliver(n, 0) for n in pending)))
+        return await self._deliver_all(pending) if pending else []
 
     async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
         """Try a delivery from a retry tier again, with the webhook's current configuration."""
@@ -137,6 +135,17 @@ class Dispatcher:
             attempt=record.attempts + 1,
             channel_index=record.channel_index,
         )
+
+    async def _deliver_all(self, notifications: list[Notification]) -> list[DeliveryResult]:
+        """Send all at once: the first in this task, each other in a task of its own (a gather
+        would wrap every one in a task, and tasks are a fair share of a delivery's cost)."""
+        others = [asyncio.create_task(self._deliver(n, 0)) for n in notifications[1:]]
+        try:
+            first = await self._deliver(notifications[0], 0)
+            return [first, *[await task for task in others]]
+        finally:
+            for task in others:
+                task.cancel()  # only those still running: on an error or a cancellation
 
     async def _deliver(self, notification: Notification, retries_done: int) -> DeliveryResult:
         attempt = await self._attempt(notification)
