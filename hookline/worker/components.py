@@ -84,7 +84,7 @@ class Components:
             breaker_cooldown=settings.breaker_cooldown,
         )
         dispatcher = Dispatcher(
-            cache, store, catalog, gate, recorder, router, metrics, settings.blip_retry_delay
+            cache, catalog, gate, recorder, router, metrics, settings.blip_retry_delay
         )
         return cls(redis, cache, catalog, producer, tiers, router, dispatcher, metrics, health)
 

@@ -10,8 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from hookline.channels.catalog import ChannelCatalog
-from hookline.errors import WebhookNotFoundError
-from hookline.registry import OutcomeRecorder, WebhookCache, WebhookStore
+from hookline.registry import OutcomeRecorder, WebhookCache
 from hookline.schemas import (
     DeliveryAttempt,
     DeliveryOutcome,
@@ -63,7 +62,6 @@ class Dispatcher:
     """Carries one event, or one due retry, through delivery to every matching channel."""
 
     cache: WebhookCache
-    store: WebhookStore
     catalog: ChannelCatalog
     gate: DestinationGate
     recorder: OutcomeRecorder
@@ -109,25 +107,26 @@ class Dispatcher:
         return [n for webhook in webhooks for n in notifications_for(event, webhook)]
 
     async def _retry_notification(self, record: RetryRecord) -> Notification | None:
-        org = record.event.internal_id
-        try:
-            webhook = await until_done(
-                lambda: self.store.get(org, record.webhook_id), what="reading webhook"
-            )
-        except WebhookNotFoundError:
-            logger.info("retry dropped: webhook deleted", extra=_context(record))
-            return None
-        channels = webhook.channels
+        # Through the cache, as fresh events are: a dead destination's retries come in floods.
+        event = record.event
+        webhooks = await until_done(
+            lambda: self.cache.find_active(event.internal_id, event.event_type),
+            what="looking up webhooks",
+        )
+        webhook = next((w for w in webhooks if w.webhook_id == record.webhook_id), None)
+        channels = webhook.channels if webhook else []
         if (
-            not webhook.is_active
-            or not webhook.subscribes_to(record.event.event_type)
+            webhook is None
             or record.channel_index >= len(channels)
             or channels[record.channel_index].channel != record.channel
         ):
-            logger.info("retry dropped: webhook paused or changed", extra=_context(record))
+            logger.info(
+                "retry dropped: webhook deleted, paused, unsubscribed or changed",
+                extra=_context(record),
+            )
             return None
         return Notification(
-            event=record.event,
+            event=event,
             webhook_id=webhook.webhook_id,
             webhook_name=webhook.webhook_name,
             channel=channels[record.channel_index],

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
-from hookline.schemas import DeliveryOutcome, delivery_id, new_organization_id
+from hookline.schemas import DeliveryOutcome, WebhookPatch, delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
-from tests.worker.support import DownFor, Publish, Script, metric, started_receiver
+from tests.worker.support import (
+    DownFor,
+    Publish,
+    Script,
+    event_ids,
+    metric,
+    started_receiver,
+)
 
 
 async def test_an_endpoint_down_then_back_gets_the_event_through_the_retry_tier(
@@ -67,3 +76,32 @@ async def test_retry_after_is_respected(
     first, second = script.times
     # The schedule alone would retry after 1 s; the endpoint asked for 2 s.
     assert second - first >= 1.5
+
+
+async def test_a_retry_follows_the_webhooks_changes_made_while_it_waited(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    org = new_organization_id()
+    # Retry-After 2: no in-process retry, the failures go straight to a retry tier.
+    moved_answers = Script(then=(503, {"Retry-After": "2"}))
+    paused_answers = Script(then=(503, {"Retry-After": "2"}))
+    event = make_event(org)
+
+    async with (
+        started_receiver(answer=moved_answers) as old_home,
+        started_receiver(answer=paused_answers) as paused_home,
+        running_worker(worker_settings),
+    ):
+        moved = await create_webhook(store, org, [http_channel(old_home.url())])
+        paused = await create_webhook(store, org, [http_channel(paused_home.url())])
+        await publish(event)
+        await eventually(lambda: moved_answers.times and paused_answers.times)
+        patch = WebhookPatch.model_validate({"channels": [http_channel(receiver.url())]})
+        await store.update(org, moved.webhook_id, patch.apply_to)
+        await store.update(org, paused.webhook_id, WebhookPatch(is_active=False).apply_to)
+        await eventually(lambda: receiver.received)
+        await asyncio.sleep(2)  # the paused webhook's retry is due by now, and dropped
+
+    assert event_ids(receiver.received) == [event.event_id]
+    assert len(moved_answers.times) == 1
+    assert len(paused_answers.times) == 1
