@@ -257,6 +257,7 @@ async def latency(bench: Bench) -> None:
         measured = time.perf_counter() - measured_from
         cpu_share = (worker.cpu_seconds() - cpu_from) / measured
         stats = await _settled(bench.sink)
+        _write_series(options.log_dir / "latency-series.csv", await bench.sink.stats(series=True))
         rss_kb, _ = worker.memory_kb()
     finally:
         stop.set()
@@ -288,6 +289,12 @@ def _latency_rows(
             f"{floor['p50'] * 1000:.1f}/{floor['p99'] * 1000:.1f} ms",
         ),
     )
+
+
+def _write_series(path: Path, stats: dict[str, Any]) -> None:
+    """Each measured event's arrival (monotonic s) and latency (s), to look for stalls."""
+    rows = (f"{arrival:.4f},{latency:.4f}" for arrival, latency in stats["series"])
+    path.write_text("arrival_s,latency_s\n" + "\n".join(rows) + "\n")
 
 
 async def _settled(sink: Sink, quiet: float = 1.0, within: float = 15.0) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from hookline.registry import connect_redis
 from hookline.schemas import EventEnvelope, new_event_id, new_organization_id
 from hookline.settings import Settings
+from hookline.worker.failures import RetryTiers
 
 KAFKA_BOOTSTRAP = os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("HOOKLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -58,3 +59,9 @@ def make_event(
         occurred_at=datetime.now(UTC),
         data=data or {"object_id": "obj_123", "collection_id": "col_9"},
     )
+
+
+def topics_of(settings: Settings) -> list[str]:
+    """Every topic a worker with these settings reads or writes."""
+    tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
+    return [*settings.topics, *tiers.topics, settings.dlq_topic]

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from hookline.registry import ApiKeyStore, RegistryKeys
 from hookline.registry.connection import connect_redis
 from hookline.schemas import EventEnvelope, new_organization_id
 from hookline.settings import Settings
+from hookline.worker.topics import delete_topics
+from tests.conftest import topics_of
 
 
 def hookline(
@@ -47,8 +50,18 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def cli_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"topics": [f"test-cli-{uuid.uuid4().hex[:8]}"]})
+async def cli_settings(settings: Settings) -> AsyncIterator[Settings]:
+    run = uuid.uuid4().hex[:8]
+    ours = settings.model_copy(
+        update={
+            "topics": [f"test-cli-{run}"],
+            "consumer_group": f"test-cli-{run}",
+            "retry_topic_prefix": f"test-cli-retry-{run}",
+            "dlq_topic": f"test-cli-dlq-{run}",
+        }
+    )
+    yield ours
+    await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
 
 
 async def test_keys_create_makes_an_organization_and_a_working_key(cli_settings: Settings) -> None:
@@ -168,13 +181,12 @@ async def test_api_serves_on_the_configured_port_and_stops_on_sigterm(
 @pytest.mark.timeout(60)
 async def test_worker_serves_health_and_stops_on_sigterm(cli_settings: Settings) -> None:
     port = _free_port()
-    run = uuid.uuid4().hex[:8]
     env = environment(
         cli_settings,
         HOOKLINE_METRICS_PORT=str(port),
-        HOOKLINE_CONSUMER_GROUP=f"test-cli-{run}",
-        HOOKLINE_RETRY_TOPIC_PREFIX=f"test-cli-retry-{run}",
-        HOOKLINE_DLQ_TOPIC=f"test-cli-dlq-{run}",
+        HOOKLINE_CONSUMER_GROUP=cli_settings.consumer_group,
+        HOOKLINE_RETRY_TOPIC_PREFIX=cli_settings.retry_topic_prefix,
+        HOOKLINE_DLQ_TOPIC=cli_settings.dlq_topic,
     )
     with _process(["worker"], env) as process:
         ready = await _poll(f"http://127.0.0.1:{port}/readyz")

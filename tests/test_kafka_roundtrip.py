@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hookline.schemas import EventEnvelope
 from hookline.settings import Settings
+from hookline.worker.topics import delete_topics
 from tests.conftest import make_event
 
 
@@ -32,6 +33,7 @@ async def test_an_event_round_trips_through_kafka(settings: Settings) -> None:
     finally:
         await producer.stop()
         await consumer.stop()
+        await delete_topics(settings.kafka_bootstrap_servers, [topic])
 
     assert message.key == event.internal_id.encode()
     assert EventEnvelope.model_validate_json(message.value or b"") == event

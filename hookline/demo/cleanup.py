@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from hookline.registry import connect_redis
 from hookline.settings import Settings
 from hookline.worker.failures import RetryTiers
+from hookline.worker.topics import delete_topics
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +30,8 @@ async def forget_run(settings: Settings) -> None:
 
 async def _delete_topics(settings: Settings) -> None:
     tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics([*settings.topics, *tiers.topics, settings.dlq_topic])
-    finally:
-        await admin.close()
+    names = [*settings.topics, *tiers.topics, settings.dlq_topic]
+    await delete_topics(settings.kafka_bootstrap_servers, names)
 
 
 async def _delete_keys(settings: Settings) -> None:

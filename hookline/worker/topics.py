@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -34,5 +35,19 @@ async def ensure_topics(
                     "HOOKLINE_TOPIC_PARTITIONS and HOOKLINE_TOPIC_REPLICATION_FACTOR"
                 )
         logger.info("created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:
+    """Delete those of `names` that exist: what demos and tests leave would otherwise pile up,
+    and a broker holding thousands of idle partitions spends a core on them under load."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [name for name in names if name in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
     finally:
         await admin.close()

@@ -19,14 +19,16 @@ from hookline.registry import RegistryKeys, WebhookStore
 from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
-from hookline.worker.topics import ensure_topics
+from hookline.worker.topics import delete_topics, ensure_topics
+from tests.conftest import topics_of
 
 
 @pytest.fixture
-def worker_settings(settings: Settings) -> Settings:
-    """Settings with topics, group and retry tiers of this test's own, and a fast schedule."""
+async def worker_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings with topics, group and retry tiers of this test's own, and a fast schedule;
+    the topics are deleted afterwards."""
     run = uuid.uuid4().hex[:10]
-    return settings.model_copy(
+    ours = settings.model_copy(
         update={
             "topics": [f"test-events-{run}"],
             "consumer_group": f"test-group-{run}",
@@ -38,6 +40,8 @@ def worker_settings(settings: Settings) -> Settings:
             "blip_retry_delay": 0.05,
         }
     )
+    yield ours
+    await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
 
 
 @pytest.fixture
