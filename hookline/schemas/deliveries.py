@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,7 +18,7 @@ from hookline.schemas.webhooks import Webhook
 def delivery_id(event_id: str, webhook_id: str, channel_index: int) -> str:
     """The stable id of one (event, webhook, channel): the same on every attempt."""
     digest = hashlib.sha256(f"{event_id}\x00{webhook_id}\x00{channel_index}".encode()).digest()
-    return "msg_" + base64.b32encode(digest[:15]).decode().lower()
+    return "msg_" + digest[:15].hex()  # hex, not base32: Python's b32encode is pure Python
 
 
 @dataclass(frozen=True, slots=True)
