@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
@@ -109,7 +109,7 @@ class _Prepared:
     url: URL
     host: str
     destination: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # may carry the user's credentials
     timeout: aiohttp.ClientTimeout
     key: hmac.HMAC
     previous_keys: tuple[tuple[hmac.HMAC, datetime], ...]

@@ -150,7 +150,7 @@ class FailureRouter:
             if record.topic not in partitions:
                 known = await self._producer.partitions_for(record.topic)
                 partitions[record.topic] = sorted(known)
-            partition = partition_of(record.key, partitions[record.topic])
+            partition = _partition_of(record.key, partitions[record.topic])
             by_partition.setdefault((record.topic, partition), []).append(record)
         acks = []
         for (topic, partition), queued in by_partition.items():
@@ -163,7 +163,8 @@ class FailureRouter:
         batches = [self._producer.create_batch()]
         for record in records:
             if batches[-1].append(key=record.key, value=record.value, timestamp=None) is None:
-                batches.append(self._producer.create_batch())  # full: the record opens the next
+                # Full: the record opens the next batch, which takes any first record, however big.
+                batches.append(self._producer.create_batch())
                 batches[-1].append(key=record.key, value=record.value, timestamp=None)
         return batches
 
@@ -175,7 +176,7 @@ class _Outgoing:
     value: bytes
 
 
-def partition_of(key: bytes | None, partitions: list[int]) -> int:
+def _partition_of(key: bytes | None, partitions: list[int]) -> int:
     """The partition of a keyed record (CRC-32 of the key), or a random one for no key.
 
     Not Kafka's murmur2 (which other clients use so that they agree): only hookline writes
