@@ -167,9 +167,11 @@ class Dispatcher:
             org = notification.event.internal_id
             await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
-        if not attempt.delivered:
-            # Deferrals come in floods while a destination is down; its failures are the news.
-            level = logging.WARNING if attempt.tried else logging.DEBUG
+        if attempt.delivered:
+            return
+        # Deferrals come in floods while a destination is down; its failures are the news.
+        level = logging.WARNING if attempt.tried else logging.DEBUG
+        if logger.isEnabledFor(level):  # before building the context, which a flood would pay
             message = "delivery failed: %s" if attempt.tried else "delivery deferred: %s"
             logger.log(level, message, attempt.error, extra=_attempt_context(attempt))
 
