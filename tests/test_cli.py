@@ -20,7 +20,7 @@ from hookline.registry.connection import connect_redis
 from hookline.schemas import EventEnvelope, new_organization_id
 from hookline.settings import Settings
 from hookline.worker.topics import delete_topics
-from tests.conftest import topics_of
+from tests.conftest import topics_of, with_own_topics
 
 
 def hookline(
@@ -51,15 +51,7 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 async def cli_settings(settings: Settings) -> AsyncIterator[Settings]:
-    run = uuid.uuid4().hex[:8]
-    ours = settings.model_copy(
-        update={
-            "topics": [f"test-cli-{run}"],
-            "consumer_group": f"test-cli-{run}",
-            "retry_topic_prefix": f"test-cli-retry-{run}",
-            "dlq_topic": f"test-cli-dlq-{run}",
-        }
-    )
+    ours = with_own_topics(settings, "cli")
     yield ours
     await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
 

@@ -20,25 +20,20 @@ from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
 from hookline.worker.topics import delete_topics, ensure_topics
-from tests.conftest import topics_of
+from tests.conftest import topics_of, with_own_topics
 
 
 @pytest.fixture
 async def worker_settings(settings: Settings) -> AsyncIterator[Settings]:
     """Settings with topics, group and retry tiers of this test's own, and a fast schedule;
     the topics are deleted afterwards."""
-    run = uuid.uuid4().hex[:10]
-    ours = settings.model_copy(
-        update={
-            "topics": [f"test-events-{run}"],
-            "consumer_group": f"test-group-{run}",
-            "retry_topic_prefix": f"test-retry-{run}",
-            "dlq_topic": f"test-dlq-{run}",
-            "retry_schedule": [1.0, 2.0],
-            "metrics_port": 0,
-            "shutdown_timeout": 10.0,
-            "blip_retry_delay": 0.05,
-        }
+    ours = with_own_topics(
+        settings,
+        "worker",
+        retry_schedule=[1.0, 2.0],
+        metrics_port=0,
+        shutdown_timeout=10.0,
+        blip_retry_delay=0.05,
     )
     yield ours
     await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
