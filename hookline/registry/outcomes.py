@@ -55,8 +55,11 @@ class OutcomeRecorder:
         return await self._lookups.call((org, delivery_ids))
 
     async def record(self, org: str, attempt: DeliveryAttempt) -> None:
-        """Mark success (so it is never sent again), log the attempt, update the webhook."""
-        await self._writes.call((org, attempt))
+        """Mark success (so it is never sent again), log the attempt, update the webhook.
+
+        A deferral never reached the peer: the log and the webhook keep the peer's real answers."""
+        if attempt.tried:
+            await self._writes.call((org, attempt))
 
     async def _find_each(self, requests: list[tuple[str, Sequence[str]]]) -> list[set[str]]:
         # One MGET per organization: its keys share a hash tag (one cluster slot).
@@ -102,8 +105,6 @@ def _newest_outcomes(attempts: list[DeliveryAttempt]) -> list[DeliveryAttempt]:
     """The newest success and the newest failure of each webhook among `attempts`."""
     newest: dict[tuple[str, bool], DeliveryAttempt] = {}
     for attempt in attempts:
-        if not attempt.tried:
-            continue  # a deferral never reached the peer: the webhook keeps its real last error
         kind = (attempt.webhook_id, attempt.delivered)
         kept = newest.get(kind)
         if kept is None or attempt.at >= kept.at:

@@ -163,9 +163,8 @@ class Dispatcher:
         return await self.gate.send(channel.destination(notification), notification, channel.send)
 
     async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:
-        if attempt.tried:  # a deferral is no attempt: it leaves the log and the webhook alone
-            org = notification.event.internal_id
-            await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
+        org = notification.event.internal_id
+        await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if attempt.delivered:
             return

@@ -81,3 +81,21 @@ async def test_a_burst_of_lookups_costs_one_mget_per_organization(
     )
 
     assert await command_calls(redis, "mget") - before == 2
+
+
+async def test_a_deferral_leaves_the_log_and_the_webhook_alone(
+    redis: Redis, keys: RegistryKeys, store: WebhookStore
+) -> None:
+    org = new_organization_id()
+    hook = await store.create(org, webhook_config())
+    outcomes = recorder(redis, keys)
+    failed = attempt(hook.webhook_id, "msg_1", DeliveryOutcome.RETRYABLE)
+    deferred = attempt(hook.webhook_id, "msg_2", DeliveryOutcome.DEFERRED)
+
+    await outcomes.record(org, failed)
+    await outcomes.record(org, deferred.model_copy(update={"error": "circuit open"}))
+
+    log = await DeliveryLog(redis, keys).recent(org, hook.webhook_id)
+    assert [a.delivery_id for a in log] == ["msg_1"]
+    stored = await store.get(org, hook.webhook_id)
+    assert stored.last_error is not None and stored.last_error.delivery_id == "msg_1"
