@@ -42,6 +42,7 @@ FULL = {
     "backlog": 1_000_000,
     "latency_seconds": 15.0,
     "isolation_events": 20_000,
+    "isolation_rounds": 3,
     "lookups": 200_000,
     "stop_within": 30.0,
     "warm_up": 5.0,
@@ -51,6 +52,7 @@ QUICK = {
     "backlog": 2_000,
     "latency_seconds": 2.0,
     "isolation_events": 200,
+    "isolation_rounds": 1,
     "lookups": 5_000,
     "stop_within": 3.0,
     "warm_up": 1.0,
@@ -76,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=int, default=1000, help="latency: events/s published")
     parser.add_argument("--latency-seconds", type=float, help="latency: seconds measured")
     parser.add_argument("--isolation-events", type=int, help="events per isolation case")
+    parser.add_argument(
+        "--isolation-rounds", type=int, help="isolation: alternating pairs of cases measured"
+    )
     parser.add_argument("--out", type=Path, help="folder for worker logs and profiles")
     parser.add_argument(
         "--profile",
@@ -107,7 +112,13 @@ def _sections(only: list[str]) -> list[str]:
 
 def _options(args: argparse.Namespace, out: Path) -> Options:
     sizes = dict(QUICK if args.quick else FULL)
-    for name in ("deliveries", "backlog", "latency_seconds", "isolation_events"):
+    for name in (
+        "deliveries",
+        "backlog",
+        "latency_seconds",
+        "isolation_events",
+        "isolation_rounds",
+    ):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
     extra = dict(item.split("=", 1) for item in args.worker_env)
@@ -117,6 +128,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         latency_rate=args.rate,
         latency_seconds=float(sizes["latency_seconds"]),
         isolation_events=int(sizes["isolation_events"]),
+        isolation_rounds=int(sizes["isolation_rounds"]),
         lookups=int(sizes["lookups"]),
         stop_within=float(sizes["stop_within"]),
         warm_up=float(sizes["warm_up"]),

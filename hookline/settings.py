@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, le=10_000)
     topic_replication_factor: int = Field(1, ge=1, le=10)
     shutdown_timeout: float = Field(30.0, gt=0)
-    max_in_flight: int = Field(1000, ge=1, le=100_000)
+    max_in_flight: int = Field(5000, ge=1, le=100_000)
+    """Enough to keep healthy deliveries flowing for the second it takes to find a destination
+    that stopped answering (its deliveries wait meanwhile): a second at full speed, and more."""
     destination_concurrency: int = Field(64, ge=1, le=10_000)
     breaker_threshold: int = Field(5, ge=1)
     breaker_cooldown: float = Field(30.0, gt=0)

@@ -28,10 +28,16 @@ class CircuitBreaker:
         """Whether a delivery may be tried now (half-open admits a single probe)."""
         if self.opened_at is None:
             return True
-        if self.probing or self.clock() - self.opened_at < self.cooldown:
+        if self.refuses():
             return False
         self.probing = True
         return True
+
+    def refuses(self) -> bool:
+        """Whether a delivery would be refused now; unlike `allow`, it never starts a probe."""
+        if self.opened_at is None:
+            return False
+        return self.probing or self.clock() - self.opened_at < self.cooldown
 
     def record(self, succeeded: bool) -> None:
         """Feed the outcome of a delivery that was allowed."""
@@ -59,7 +65,7 @@ class _Slots:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_use = 0
-        self._waiting: deque[tuple[float, asyncio.Future[bool]]] = deque()
+        self._waiting: deque[asyncio.Future[bool]] = deque()
         self._check: asyncio.TimerHandle | None = None
 
     @property
@@ -67,18 +73,26 @@ class _Slots:
         """Whether a send holds a slot or a delivery waits for one."""
         return self.in_use > 0 or bool(self._waiting)
 
+    @property
+    def full(self) -> bool:
+        """Whether a new delivery would have to wait: every slot in use, or others waiting."""
+        return self.in_use >= self.limit or bool(self._waiting)
+
     def take_free(self) -> bool:
         """Take a slot if one is free and nobody waits ahead."""
-        if self.in_use < self.limit and not self._waiting:
-            self.in_use += 1
-            return True
-        return False
+        if self.full:
+            return False
+        self.in_use += 1
+        return True
 
     async def wait(self, give_up: Callable[[], bool], patience: float) -> bool:
-        """A slot in turn (True), or False once waited `patience` seconds while `give_up()`."""
+        """A slot in turn (True), or False once `give_up()` holds after `patience` seconds.
+
+        Then every waiter gives up at once, not each after waiting `patience` itself: a
+        delivery arriving now would be refused, and those waiting hold their events in flight."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append((loop.time(), future))
+        self._waiting.append(future)
         if self._check is None:
             self._check = loop.call_later(patience, self._expire, give_up, patience)
         try:
@@ -91,7 +105,7 @@ class _Slots:
     def release(self) -> None:
         """Give the slot to the next delivery in line, or free it."""
         while self._waiting:
-            _, future = self._waiting.popleft()
+            future = self._waiting.popleft()
             if not future.done():
                 future.set_result(True)
                 return
@@ -99,22 +113,15 @@ class _Slots:
 
     def _expire(self, give_up: Callable[[], bool], patience: float) -> None:
         self._check = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
         waiting = self._waiting
         if give_up():
-            while waiting and now - waiting[0][0] >= patience:
-                _, future = waiting.popleft()
+            while waiting:
+                future = waiting.popleft()
                 if not future.done():
                     future.set_result(False)
-        while waiting and waiting[0][1].done():
-            waiting.popleft()
-        if waiting:
-            # Next when the oldest has waited long enough; if it already has, in `patience`.
-            delay = waiting[0][0] + patience - now
-            self._check = loop.call_later(
-                delay if delay > 0 else patience, self._expire, give_up, patience
-            )
+        elif waiting:
+            loop = asyncio.get_running_loop()
+            self._check = loop.call_later(patience, self._expire, give_up, patience)
 
 
 @dataclass
@@ -170,10 +177,10 @@ class DestinationGate:
         """Send through `send` if the destination admits it, else a not-tried retryable attempt."""
         destination = self._destination(key)
         if not destination.breaker.allow():
-            return _not_tried(notification, f"circuit open for {key}: too many recent failures")
+            return _not_tried(notification, _circuit_open(key))
         if not await self._take_slot(destination):
             destination.breaker.probing = False
-            return _not_tried(notification, f"{key} is saturated: no free slot within the limit")
+            return _not_tried(notification, _saturated(key))
         started = time.monotonic()
         try:
             attempt = await send(notification)
@@ -182,6 +189,20 @@ class DestinationGate:
             destination.answered(started)
         destination.breaker.record(attempt.outcome is not DeliveryOutcome.RETRYABLE)
         return attempt
+
+    def refusal(self, key: str) -> str | None:
+        """Why a delivery to `key` would be deferred right now without a wait, or None.
+
+        Lets a caller defer a refused destination's deliveries in bulk, before paying for each
+        one's attempt: a dead destination's deliveries then cost the others little."""
+        destination = self._destinations.get(key)
+        if destination is None:
+            return None
+        if destination.breaker.refuses():
+            return _circuit_open(key)
+        if destination.slots.full and destination.is_slow(self._queue_timeout):
+            return _saturated(key)
+        return None
 
     async def _take_slot(self, destination: _Destination) -> bool:
         """Wait for a slot; give up only once the destination is slow, not merely busy."""
@@ -219,7 +240,27 @@ class DestinationGate:
             del self._destinations[oldest_key]
 
 
+def _circuit_open(key: str) -> str:
+    return f"circuit open for {key}: too many recent failures"
+
+
+def _saturated(key: str) -> str:
+    return f"{key} is saturated: no free slot within the limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """A delivery the gate refused before it was tried, and why."""
+
+    notification: Notification
+    reason: str
+
+    def attempt(self) -> DeliveryAttempt:
+        """The not-tried, retryable attempt that stands for it."""
+        return attempt_record(
+            self.notification, 0.0, None, DeliveryError(self.reason, retryable=True), deferred=True
+        )
+
+
 def _not_tried(notification: Notification, reason: str) -> DeliveryAttempt:
-    return attempt_record(
-        notification, 0.0, None, DeliveryError(reason, retryable=True), deferred=True
-    )
+    return Deferral(notification, reason).attempt()

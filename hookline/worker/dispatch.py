@@ -20,7 +20,7 @@ from hookline.schemas import (
 )
 from hookline.schemas.retries import RetryRecord
 from hookline.worker.backoff import until_done
-from hookline.worker.destinations import DestinationGate
+from hookline.worker.destinations import Deferral, DestinationGate
 from hookline.worker.failures import DeliveryResult, FailureRouter
 from hookline.worker.metrics import WorkerMetrics
 
@@ -76,21 +76,26 @@ class Dispatcher:
         except InvalidMessageError as exc:
             await self.router.reject_message(message, str(exc))
             return []
-        notifications = await self._notifications(event)
+        admitted, refused = self._triage(await self._notifications(event))
         done = await until_done(
-            lambda: self.recorder.delivered(
-                event.internal_id, [n.delivery_id for n in notifications]
-            ),
+            lambda: self.recorder.delivered(event.internal_id, [n.delivery_id for n in admitted]),
             what="checking earlier deliveries",
         )
-        pending = [n for n in notifications if n.delivery_id not in done]
-        return await self._deliver_all(pending) if pending else []
+        pending = [n for n in admitted if n.delivery_id not in done]
+        results = await self._deliver_all(pending) if pending else []
+        if refused:  # after the others, which need not wait for Kafka's acknowledgement
+            results += await self._defer(refused, retries_done=0)
+        return results
 
     async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
         """Try a delivery from a retry tier again, with the webhook's current configuration."""
         notification = await self._retry_notification(record)
         if notification is None:
             return DeliveryResult.DROPPED
+        reason = self.gate.refusal(self._destination(notification))
+        if reason is not None:
+            [result] = await self._defer([Deferral(notification, reason)], record.retries_done + 1)
+            return result
         org = record.event.internal_id
         done = await until_done(
             lambda: self.recorder.delivered(org, [record.delivery_id]), what="checking deliveries"
@@ -134,6 +139,37 @@ class Dispatcher:
             attempt=record.attempts + 1,
             channel_index=record.channel_index,
         )
+
+    def _triage(
+        self, notifications: list[Notification]
+    ) -> tuple[list[Notification], list[Deferral]]:
+        """Split into deliveries to try and those whose destination refuses them right now.
+
+        The refused skip the delivered-marker lookup: their retry looks before it sends."""
+        admitted: list[Notification] = []
+        refused: list[Deferral] = []
+        for notification in notifications:
+            reason = self.gate.refusal(self._destination(notification))
+            if reason is None:
+                admitted.append(notification)
+            else:
+                refused.append(Deferral(notification, reason))
+        return admitted, refused
+
+    def _destination(self, notification: Notification) -> str:
+        return self.catalog.sender_of(notification).destination(notification)
+
+    async def _defer(self, refused: list[Deferral], retries_done: int) -> list[DeliveryResult]:
+        results = await self.router.defer(refused, retries_done)
+        self.metrics.observe_deferrals([d.notification.channel.channel for d in refused])
+        if logger.isEnabledFor(logging.DEBUG):
+            for deferral in refused:
+                logger.debug(
+                    "delivery deferred: %s",
+                    deferral.reason,
+                    extra=_notification_context(deferral.notification),
+                )
+        return results
 
     async def _deliver_all(self, notifications: list[Notification]) -> list[DeliveryResult]:
         """Send all at once: the first in this task, each other in a task of its own (a gather
@@ -189,6 +225,17 @@ def _context(record: RetryRecord) -> dict[str, object]:
         "webhook_id": record.webhook_id,
         "delivery_id": record.delivery_id,
         "channel": record.channel,
+    }
+
+
+def _notification_context(notification: Notification) -> dict[str, object]:
+    return {
+        "event_id": notification.event.event_id,
+        "webhook_id": notification.webhook_id,
+        "delivery_id": notification.delivery_id,
+        "channel": notification.channel.channel,
+        "attempt": notification.attempt,
+        "outcome": DeliveryOutcome.DEFERRED.value,
     }
 
 

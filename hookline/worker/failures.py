@@ -8,18 +8,20 @@ import logging
 import random
 import zlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 
 from hookline.batching import TurnBatcher
-from hookline.schemas import DeliveryAttempt, Notification
+from hookline.schemas import DeliveryAttempt, EventEnvelope, Notification
 from hookline.schemas.common import utc_now
-from hookline.schemas.retries import DeadLetter, RetryRecord, SourcePosition
+from hookline.schemas.retries import DeadLetter, SourcePosition
 from hookline.worker.backoff import until_done
+from hookline.worker.destinations import Deferral
 from hookline.worker.metrics import WorkerMetrics
 from hookline.worker.retry_policy import next_delay, tier_delays, tier_for, tier_label
 
@@ -71,7 +73,11 @@ class FailureRouter:
         self._dlq_topic = dlq_topic
         self._metrics = metrics
         self._deferral_delay = deferral_delay
-        self._sends: TurnBatcher[_Outgoing, None] = TurnBatcher(self._send_each)
+        # One producer call at a time: aiokafka queues a partition's batches behind each other,
+        # and concurrent callers racing for the queue time out (KafkaTimeoutError) under load.
+        self._sends: TurnBatcher[list[_Outgoing], None] = TurnBatcher(
+            self._send_each, one_at_a_time=True
+        )
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
@@ -84,21 +90,52 @@ class FailureRouter:
         if delay is None:
             await self._dead_letter(notification, attempt)
             return DeliveryResult.GAVE_UP
-        record = RetryRecord(
-            event=notification.event,
-            webhook_id=notification.webhook_id,
-            channel_index=notification.channel_index,
-            channel=attempt.channel,
-            delivery_id=notification.delivery_id,
+        retry = _retry_value(
+            notification,
+            notification.event.model_dump_json().encode(),
             attempts=_attempts_made(notification, attempt),
             retries_done=retries_done,
             due_at=utc_now() + timedelta(seconds=delay),
             last_error=attempt.error,
             last_status=attempt.status,
         )
-        await self._publish(self._tiers.topic_for(delay), record.event.internal_id, record)
-        self._metrics.retries_scheduled.labels(attempt.channel).inc()
+        await self._publish(self._tiers.topic_for(delay), [(notification.event, retry)])
+        self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
+
+    async def defer(self, deferrals: list[Deferral], retries_done: int) -> list[DeliveryResult]:
+        """Schedule deliveries refused before they were tried, all in one call to Kafka.
+
+        A dead destination's deliveries come in floods: a deferral costs no attempt record and
+        no round trip of its own, only its retry record."""
+        delay = next_delay(self._tiers.schedule, retries_done, self._deferral_delay)
+        if delay is None:  # the schedule is spent: dead-letter each, as after_failure would
+            return [
+                await self.after_failure(d.notification, d.attempt(), retries_done)
+                for d in deferrals
+            ]
+        due_at = utc_now() + timedelta(seconds=delay)
+        events: dict[str, bytes] = {}  # the deliveries of one event share its JSON
+        retries = []
+        for deferral in deferrals:
+            notification = deferral.notification
+            event = notification.event
+            event_json = events.get(event.event_id)
+            if event_json is None:
+                event_json = events[event.event_id] = event.model_dump_json().encode()
+            retry = _retry_value(
+                notification,
+                event_json,
+                attempts=notification.attempt - 1,  # a deferral never reached the peer
+                retries_done=retries_done,
+                due_at=due_at,
+                last_error=deferral.reason,
+                last_status=None,
+            )
+            retries.append((event, retry))
+            self._metrics.count_retries(notification.channel.channel)
+        await self._publish(self._tiers.topic_for(delay), retries)
+        return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
         """Dead-letter a message that is not a valid event or retry record."""
@@ -114,8 +151,8 @@ class FailureRouter:
             raw=text,
             raw_encoding=encoding,
         )
-        key = message.key.decode("utf-8", "replace") if message.key else None
-        await self._publish(self._dlq_topic, key, letter)
+        outgoing = _Outgoing(self._dlq_topic, message.key, letter.model_dump_json().encode())
+        await until_done(lambda: self._sends.call([outgoing]), what="dead-lettering")
         self._metrics.dead_letters.labels("invalid_message").inc()
 
     async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
@@ -132,21 +169,21 @@ class FailureRouter:
             last_error=attempt.error,
             last_status=attempt.status,
         )
-        await self._publish(self._dlq_topic, notification.event.internal_id, letter)
+        value = letter.model_dump_json().encode()
+        await self._publish(self._dlq_topic, [(notification.event, value)])
         self._metrics.dead_letters.labels(reason).inc()
 
-    async def _publish(self, topic: str, key: str | None, record: RetryRecord | DeadLetter) -> None:
-        outgoing = _Outgoing(
-            topic, key.encode() if key else None, record.model_dump_json().encode()
-        )
+    async def _publish(self, topic: str, records: list[tuple[EventEnvelope, bytes]]) -> None:
+        """Publish each record keyed by its event's organization: its retries stay in order."""
+        outgoing = [_Outgoing(topic, event.internal_id.encode(), value) for event, value in records]
         await until_done(lambda: self._sends.call(outgoing), what=f"publishing to {topic}")
 
-    async def _send_each(self, records: list[_Outgoing]) -> list[None]:
+    async def _send_each(self, requests: list[list[_Outgoing]]) -> list[None]:
         # One producer batch per partition instead of a send() per record: aiokafka's per-record
         # path (partitioner, accumulator, a future each) costs more than building the record.
         by_partition: dict[tuple[str, int], list[_Outgoing]] = {}
         partitions: dict[str, list[int]] = {}
-        for record in records:
+        for record in (record for request in requests for record in request):
             if record.topic not in partitions:
                 known = await self._producer.partitions_for(record.topic)
                 partitions[record.topic] = sorted(known)
@@ -157,7 +194,7 @@ class FailureRouter:
             for batch in self._batches(queued):
                 acks.append(await self._producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*acks)
-        return [None] * len(records)
+        return [None] * len(requests)
 
     def _batches(self, records: list[_Outgoing]) -> list[BatchBuilder]:
         batches = [self._producer.create_batch()]
@@ -174,6 +211,34 @@ class _Outgoing:
     topic: str
     key: bytes | None
     value: bytes
+
+
+def _retry_value(
+    notification: Notification,
+    event_json: bytes,
+    *,
+    attempts: int,
+    retries_done: int,
+    due_at: datetime,
+    last_error: str | None,
+    last_status: int | None,
+) -> bytes:
+    """A RetryRecord's JSON, written without the model: there is one per deferred delivery, and
+    validating and dumping a model cost as much as the rest of a deferral (tested to read back)."""
+    return orjson.dumps(
+        {
+            "event": orjson.Fragment(event_json),
+            "webhook_id": notification.webhook_id,
+            "channel_index": notification.channel_index,
+            "channel": notification.channel.channel,
+            "delivery_id": notification.delivery_id,
+            "attempts": attempts,
+            "retries_done": retries_done,
+            "due_at": due_at,
+            "last_error": last_error,
+            "last_status": last_status,
+        }
+    )
 
 
 def _partition_of(key: bytes | None, partitions: list[int]) -> int:

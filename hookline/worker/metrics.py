@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from hookline.schemas import DeliveryAttempt
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 300, 1800, 7200, 36000)
@@ -66,22 +66,38 @@ class WorkerMetrics:
         )
         # Looking a labelled series up costs more than updating it; channels and outcomes are few.
         self._series: dict[tuple[str, str], _AttemptSeries] = {}
+        self._retries: dict[str, Counter] = {}
 
     def observe(self, attempt: DeliveryAttempt, occurred_at: float) -> None:
         """Count one attempt, its latency and, once delivered, the event's end-to-end lag."""
-        key = (attempt.channel, attempt.outcome.value)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = _AttemptSeries(
-                self.deliveries.labels(*key),
-                self.delivery_latency.labels(attempt.channel),
-                self.end_to_end_lag.labels(attempt.channel),
-            )
+        series = self._series_of(attempt.channel, attempt.outcome)
         series.count.inc()
         if attempt.tried:  # a deferral took no time at the peer
             series.latency.observe(attempt.latency_ms / 1000)
         if attempt.delivered:
             series.lag.observe(time.time() - occurred_at)
+
+    def observe_deferrals(self, channels: list[str]) -> None:
+        """Count deliveries deferred before they were tried, one channel name each."""
+        for channel in channels:
+            self._series_of(channel, DeliveryOutcome.DEFERRED).count.inc()
+
+    def count_retries(self, channel: str) -> None:
+        """Count one delivery handed to a durable retry tier."""
+        series = self._retries.get(channel)
+        if series is None:
+            series = self._retries[channel] = self.retries_scheduled.labels(channel)
+        series.inc()
+
+    def _series_of(self, channel: str, outcome: DeliveryOutcome) -> _AttemptSeries:
+        series = self._series.get((channel, outcome.value))
+        if series is None:
+            series = self._series[(channel, outcome.value)] = _AttemptSeries(
+                self.deliveries.labels(channel, outcome.value),
+                self.delivery_latency.labels(channel),
+                self.end_to_end_lag.labels(channel),
+            )
+        return series
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -108,6 +109,19 @@ def test_a_failed_probe_reopens_it_for_another_full_cooldown(
     assert breaker.allow()
 
 
+def test_asking_whether_it_refuses_never_uses_up_the_probe(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    assert breaker.refuses()
+    clock.now += 30.0
+
+    assert not breaker.refuses()
+    assert not breaker.refuses()
+    assert breaker.allow()  # the probe is still there for the delivery that is sent
+    assert breaker.refuses()
+
+
 def notification() -> Notification:
     """A delivery to DESTINATION."""
     channel = HttpChannel.model_validate(
@@ -140,6 +154,17 @@ class Peer:
         return attempt_record(notification, 1.0, 503 if error else 200, error)
 
 
+async def holding_the_slot(
+    limited: DestinationGate, key: str = DESTINATION
+) -> tuple[Peer, asyncio.Task[DeliveryAttempt]]:
+    """A send that takes `key`'s only slot and hangs until its peer's `release` is set."""
+    hung = Peer()
+    hung.release.clear()
+    holder = asyncio.create_task(limited.send(key, notification(), hung))
+    await asyncio.sleep(0)  # let it take the slot
+    return hung, holder
+
+
 def gate(**overrides: float) -> DestinationGate:
     """A gate with small limits so that tests reach them."""
     options: dict[str, float] = {
@@ -163,10 +188,8 @@ async def test_the_gate_sends_through_an_open_slot() -> None:
 
 async def test_a_saturated_destination_defers_the_attempt_without_sending() -> None:
     limited = gate(concurrency=1, queue_timeout=0.1)
-    slow, waiting = Peer(), Peer()
-    slow.release.clear()
-    holder = asyncio.create_task(limited.send(DESTINATION, notification(), slow))
-    await asyncio.sleep(0)  # let the first delivery take the only slot
+    slow, holder = await holding_the_slot(limited)
+    waiting = Peer()
 
     attempt = await limited.send(DESTINATION, notification(), waiting)
 
@@ -193,10 +216,8 @@ async def test_a_busy_destination_that_answers_promptly_serves_every_delivery_in
 
 async def test_a_saturated_destination_does_not_hold_back_another() -> None:
     limited = gate(concurrency=1, queue_timeout=0.1)
-    slow, other = Peer(), Peer()
-    slow.release.clear()
-    holder = asyncio.create_task(limited.send(DESTINATION, notification(), slow))
-    await asyncio.sleep(0)
+    slow, holder = await holding_the_slot(limited)
+    other = Peer()
 
     attempt = await limited.send("webhook:elsewhere.example.com:443", notification(), other)
 
@@ -230,3 +251,43 @@ async def test_permanent_failures_do_not_open_the_breaker() -> None:
         await guarded.send(DESTINATION, notification(), refuse)
 
     assert guarded.open_breakers() == 0
+
+
+async def test_the_gate_tells_which_destinations_refuse_before_anything_is_sent() -> None:
+    limited = gate(concurrency=1, queue_timeout=0.1, breaker_threshold=2)
+    assert limited.refusal(DESTINATION) is None  # never seen: try it
+
+    failing = Peer(retryable_failure=True)
+    for _ in range(2):
+        await limited.send(DESTINATION, notification(), failing)
+    reason = limited.refusal(DESTINATION)
+    assert reason is not None and "circuit open" in reason
+
+    other = "webhook:elsewhere.example.com:443"
+    hung, holder = await holding_the_slot(limited, other)
+    assert limited.refusal(other) is None  # full, but not yet slow: a delivery would wait
+    await asyncio.sleep(0.15)
+    reason = limited.refusal(other)
+    assert reason is not None and "saturated" in reason
+    hung.release.set()
+    await holder
+    assert limited.refusal(other) is None
+
+
+async def test_once_a_destination_is_slow_every_waiting_delivery_gives_up_at_once() -> None:
+    limited = gate(concurrency=1, queue_timeout=0.3)
+    hung, holder = await holding_the_slot(limited)
+    waiting = Peer()
+    early = asyncio.create_task(limited.send(DESTINATION, notification(), waiting))
+    await asyncio.sleep(0.2)
+    late_start = time.monotonic()
+
+    late = await limited.send(DESTINATION, notification(), waiting)
+
+    # The late one waited only until the destination was found slow, not a timeout of its own.
+    assert time.monotonic() - late_start < 0.25
+    assert late.outcome is DeliveryOutcome.DEFERRED
+    assert (await early).outcome is DeliveryOutcome.DEFERRED
+    assert waiting.calls == 0
+    hung.release.set()
+    await holder
