@@ -41,7 +41,7 @@ FULL = {
     "deliveries": 50_000,
     "backlog": 1_000_000,
     "latency_seconds": 15.0,
-    "isolation_events": 20_000,
+    "isolation_events": 60_000,
     "isolation_rounds": 3,
     "lookups": 200_000,
     "stop_within": 30.0,

@@ -152,7 +152,7 @@ class DestinationGate:
 
     A delivery whose destination's breaker is open, or that waits longer than `queue_timeout`
     for a slot while the destination is slow to answer, is not tried: it comes back as a
-    retryable attempt for the retry tier. A destination that answers promptly but is merely
+    Deferral, for the retry tier. A destination that answers promptly but is merely
     busy keeps its deliveries waiting: they are served in turn, and the worker's in-flight
     bound pauses fetching, instead of filling the retry tier with deliveries that would work.
     """
@@ -173,14 +173,16 @@ class DestinationGate:
         self._max_destinations = max_destinations
         self._destinations: OrderedDict[str, _Destination] = OrderedDict()
 
-    async def send(self, key: str, notification: Notification, send: Send) -> DeliveryAttempt:
-        """Send through `send` if the destination admits it, else a not-tried retryable attempt."""
+    async def send(
+        self, key: str, notification: Notification, send: Send
+    ) -> DeliveryAttempt | Deferral:
+        """Send through `send` if the destination admits it, else why it was not tried."""
         destination = self._destination(key)
         if not destination.breaker.allow():
-            return _not_tried(notification, _circuit_open(key))
+            return Deferral(notification, _circuit_open(key))
         if not await self._take_slot(destination):
             destination.breaker.probing = False
-            return _not_tried(notification, _saturated(key))
+            return Deferral(notification, _saturated(key))
         started = time.monotonic()
         try:
             attempt = await send(notification)
@@ -256,11 +258,8 @@ class Deferral:
     reason: str
 
     def attempt(self) -> DeliveryAttempt:
-        """The not-tried, retryable attempt that stands for it."""
+        """The not-tried, retryable attempt that stands for it where one is needed (a dead
+        letter once the retry schedule is spent)."""
         return attempt_record(
             self.notification, 0.0, None, DeliveryError(self.reason, retryable=True), deferred=True
         )
-
-
-def _not_tried(notification: Notification, reason: str) -> DeliveryAttempt:
-    return Deferral(notification, reason).attempt()

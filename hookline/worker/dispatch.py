@@ -162,6 +162,7 @@ class Dispatcher:
     async def _defer(self, refused: list[Deferral], retries_done: int) -> list[DeliveryResult]:
         results = await self.router.defer(refused, retries_done)
         self.metrics.observe_deferrals([d.notification.channel.channel for d in refused])
+        # They come in floods while a destination is down: its failures are the news.
         if logger.isEnabledFor(logging.DEBUG):
             for deferral in refused:
                 logger.debug(
@@ -184,17 +185,20 @@ class Dispatcher:
 
     async def _deliver(self, notification: Notification, retries_done: int) -> DeliveryResult:
         attempt = await self._attempt(notification)
-        if _is_blip(attempt):
+        if isinstance(attempt, DeliveryAttempt) and _is_blip(attempt):
             await self._record(notification, attempt)
             await asyncio.sleep(self.blip_retry_delay)
             notification = dataclasses.replace(notification, attempt=notification.attempt + 1)
             attempt = await self._attempt(notification)
+        if isinstance(attempt, Deferral):  # waited for a slot until the destination was slow
+            [result] = await self._defer([attempt], retries_done)
+            return result
         await self._record(notification, attempt)
         if attempt.delivered:
             return DeliveryResult.DELIVERED
         return await self.router.after_failure(notification, attempt, retries_done)
 
-    async def _attempt(self, notification: Notification) -> DeliveryAttempt:
+    async def _attempt(self, notification: Notification) -> DeliveryAttempt | Deferral:
         channel = self.catalog.sender_of(notification)
         return await self.gate.send(channel.destination(notification), notification, channel.send)
 
@@ -202,13 +206,8 @@ class Dispatcher:
         org = notification.event.internal_id
         await until_done(lambda: self.recorder.record(org, attempt), what="recording outcome")
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
-        if attempt.delivered:
-            return
-        # Deferrals come in floods while a destination is down; its failures are the news.
-        level = logging.WARNING if attempt.tried else logging.DEBUG
-        if logger.isEnabledFor(level):  # before building the context, which a flood would pay
-            message = "delivery failed: %s" if attempt.tried else "delivery deferred: %s"
-            logger.log(level, message, attempt.error, extra=_attempt_context(attempt))
+        if not attempt.delivered:
+            logger.warning("delivery failed: %s", attempt.error, extra=_attempt_context(attempt))
 
 
 def _is_blip(attempt: DeliveryAttempt) -> bool:
