@@ -7,6 +7,7 @@ import base64
 import logging
 import random
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -99,7 +100,7 @@ class FailureRouter:
             last_error=attempt.error,
             last_status=attempt.status,
         )
-        await self._publish(self._tiers.topic_for(delay), [(notification.event, retry)])
+        await self._publish(self._tiers.topic_for(delay), [(_key_of(notification.event), retry)])
         self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
 
@@ -132,7 +133,7 @@ class FailureRouter:
                 last_error=deferral.reason,
                 last_status=None,
             )
-            retries.append((event, retry))
+            retries.append((_key_of(event), retry))
             self._metrics.count_retries(notification.channel.channel)
         await self._publish(self._tiers.topic_for(delay), retries)
         return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
@@ -151,8 +152,7 @@ class FailureRouter:
             raw=text,
             raw_encoding=encoding,
         )
-        outgoing = _Outgoing(self._dlq_topic, message.key, letter.model_dump_json().encode())
-        await until_done(lambda: self._sends.call([outgoing]), what="dead-lettering")
+        await self._publish(self._dlq_topic, [(message.key, letter.model_dump_json().encode())])
         self._metrics.dead_letters.labels("invalid_message").inc()
 
     async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
@@ -170,12 +170,12 @@ class FailureRouter:
             last_status=attempt.status,
         )
         value = letter.model_dump_json().encode()
-        await self._publish(self._dlq_topic, [(notification.event, value)])
+        await self._publish(self._dlq_topic, [(_key_of(notification.event), value)])
         self._metrics.dead_letters.labels(reason).inc()
 
-    async def _publish(self, topic: str, records: list[tuple[EventEnvelope, bytes]]) -> None:
-        """Publish each record keyed by its event's organization: its retries stay in order."""
-        outgoing = [_Outgoing(topic, event.internal_id.encode(), value) for event, value in records]
+    async def _publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Publish (key, value) records; returns once Kafka has acknowledged them all."""
+        outgoing = [_Outgoing(topic, key, value) for key, value in records]
         await until_done(lambda: self._sends.call(outgoing), what=f"publishing to {topic}")
 
     async def _send_each(self, requests: list[list[_Outgoing]]) -> list[None]:
@@ -211,6 +211,11 @@ class _Outgoing:
     topic: str
     key: bytes | None
     value: bytes
+
+
+def _key_of(event: EventEnvelope) -> bytes:
+    # Keyed by organization: its retries and letters stay in one partition, in order.
+    return event.internal_id.encode()
 
 
 def _retry_value(
