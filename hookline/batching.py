@@ -24,14 +24,9 @@ class TurnBatcher(Generic[T, R]):
         self,
         serve: Callable[[list[T]], Awaitable[list[R]]],
         max_batch: int = MAX_BATCH,
-        *,
-        one_at_a_time: bool = False,
     ) -> None:
-        """`one_at_a_time`: a batch waits for the one being served, and then takes every
-        request that came meanwhile (for a client whose concurrent calls contend)."""
         self._serve = serve
         self._max_batch = max_batch
-        self._one_at_a_time = one_at_a_time
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
 
@@ -45,17 +40,12 @@ class TurnBatcher(Generic[T, R]):
         return await future
 
     def _start(self) -> None:
-        while self._pending and not (self._one_at_a_time and self._running):
+        while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
             task = asyncio.create_task(self._run(batch))
             self._running.add(task)  # a reference, so the task is not collected mid-way
-            task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._one_at_a_time and self._pending:
-            self._start()  # what came while it was served
+            task.add_done_callback(self._running.discard)
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         futures = [future for _, future in batch]

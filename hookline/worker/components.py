@@ -24,6 +24,7 @@ from hookline.worker.destinations import DestinationGate
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
+from hookline.worker.publisher import RecordPublisher
 from hookline.worker.topics import ensure_topics
 
 
@@ -73,7 +74,7 @@ class Components:
             catalog = await ChannelCatalog.open(settings)
             started.pop_all()
         router = FailureRouter(
-            producer, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
+            RecordPublisher(producer), tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
         )
         recorder = OutcomeRecorder(
             redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl

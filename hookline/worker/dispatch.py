@@ -84,7 +84,7 @@ class Dispatcher:
         pending = [n for n in admitted if n.delivery_id not in done]
         results = await self._deliver_all(pending) if pending else []
         if refused:  # after the others, which need not wait for Kafka's acknowledgement
-            results += await self._defer(refused, retries_done=0)
+            results += await self._defer(refused, retries_done=0, received=message.value)
         return results
 
     async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
@@ -159,8 +159,10 @@ class Dispatcher:
     def _destination(self, notification: Notification) -> str:
         return self.catalog.sender_of(notification).destination(notification)
 
-    async def _defer(self, refused: list[Deferral], retries_done: int) -> list[DeliveryResult]:
-        results = await self.router.defer(refused, retries_done)
+    async def _defer(
+        self, refused: list[Deferral], retries_done: int, received: bytes | None = None
+    ) -> list[DeliveryResult]:
+        results = await self.router.defer(refused, retries_done, received)
         self.metrics.observe_deferrals([d.notification.channel.channel for d in refused])
         # They come in floods while a destination is down: its failures are the news.
         if logger.isEnabledFor(logging.DEBUG):

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-import random
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 
-from hookline.batching import TurnBatcher
 from hookline.schemas import DeliveryAttempt, EventEnvelope, Notification
 from hookline.schemas.common import utc_now
 from hookline.schemas.retries import DeadLetter, SourcePosition
 from hookline.worker.backoff import until_done
 from hookline.worker.destinations import Deferral
 from hookline.worker.metrics import WorkerMetrics
+from hookline.worker.publisher import RecordPublisher
 from hookline.worker.retry_policy import next_delay, tier_delays, tier_for, tier_label
 
 logger = logging.getLogger(__name__)
@@ -63,22 +57,17 @@ class FailureRouter:
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        publisher: RecordPublisher,
         tiers: RetryTiers,
         dlq_topic: str,
         metrics: WorkerMetrics,
         deferral_delay: float = 0.0,
     ) -> None:
-        self._producer = producer
+        self._publisher = publisher
         self._tiers = tiers
         self._dlq_topic = dlq_topic
         self._metrics = metrics
         self._deferral_delay = deferral_delay
-        # One producer call at a time: aiokafka queues a partition's batches behind each other,
-        # and concurrent callers racing for the queue time out (KafkaTimeoutError) under load.
-        self._sends: TurnBatcher[list[_Outgoing], None] = TurnBatcher(
-            self._send_each, one_at_a_time=True
-        )
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
@@ -104,11 +93,14 @@ class FailureRouter:
         self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
 
-    async def defer(self, deferrals: list[Deferral], retries_done: int) -> list[DeliveryResult]:
-        """Schedule deliveries refused before they were tried, all in one call to Kafka.
+    async def defer(
+        self, deferrals: list[Deferral], retries_done: int, received: bytes | None = None
+    ) -> list[DeliveryResult]:
+        """Schedule deliveries of one event refused before they were tried, in one call to Kafka.
 
         A dead destination's deliveries come in floods: a deferral costs no attempt record and
-        no round trip of its own, only its retry record."""
+        no round trip of its own, only its retry record. `received`: the event's JSON as it was
+        consumed (already validated), embedded as it is instead of dumping the event again."""
         delay = next_delay(self._tiers.schedule, retries_done, self._deferral_delay)
         if delay is None:  # the schedule is spent: dead-letter each, as after_failure would
             return [
@@ -116,14 +108,12 @@ class FailureRouter:
                 for d in deferrals
             ]
         due_at = utc_now() + timedelta(seconds=delay)
-        events: dict[str, bytes] = {}  # the deliveries of one event share its JSON
+        event = deferrals[0].notification.event
+        event_json = received or event.model_dump_json().encode()
+        key = _key_of(event)
         retries = []
         for deferral in deferrals:
             notification = deferral.notification
-            event = notification.event
-            event_json = events.get(event.event_id)
-            if event_json is None:
-                event_json = events[event.event_id] = event.model_dump_json().encode()
             retry = _retry_value(
                 notification,
                 event_json,
@@ -133,7 +123,7 @@ class FailureRouter:
                 last_error=deferral.reason,
                 last_status=None,
             )
-            retries.append((_key_of(event), retry))
+            retries.append((key, retry))
             self._metrics.count_retries(notification.channel.channel)
         await self._publish(self._tiers.topic_for(delay), retries)
         return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
@@ -173,44 +163,13 @@ class FailureRouter:
         await self._publish(self._dlq_topic, [(_key_of(notification.event), value)])
         self._metrics.dead_letters.labels(reason).inc()
 
-    async def _publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Publish (key, value) records; returns once Kafka has acknowledged them all."""
-        outgoing = [_Outgoing(topic, key, value) for key, value in records]
-        await until_done(lambda: self._sends.call(outgoing), what=f"publishing to {topic}")
-
-    async def _send_each(self, requests: list[list[_Outgoing]]) -> list[None]:
-        # One producer batch per partition instead of a send() per record: aiokafka's per-record
-        # path (partitioner, accumulator, a future each) costs more than building the record.
-        by_partition: dict[tuple[str, int], list[_Outgoing]] = {}
-        partitions: dict[str, list[int]] = {}
-        for record in (record for request in requests for record in request):
-            if record.topic not in partitions:
-                known = await self._producer.partitions_for(record.topic)
-                partitions[record.topic] = sorted(known)
-            partition = _partition_of(record.key, partitions[record.topic])
-            by_partition.setdefault((record.topic, partition), []).append(record)
-        acks = []
-        for (topic, partition), queued in by_partition.items():
-            for batch in self._batches(queued):
-                acks.append(await self._producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*acks)
-        return [None] * len(requests)
-
-    def _batches(self, records: list[_Outgoing]) -> list[BatchBuilder]:
-        batches = [self._producer.create_batch()]
-        for record in records:
-            if batches[-1].append(key=record.key, value=record.value, timestamp=None) is None:
-                # Full: the record opens the next batch, which takes any first record, however big.
-                batches.append(self._producer.create_batch())
-                batches[-1].append(key=record.key, value=record.value, timestamp=None)
-        return batches
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    topic: str
-    key: bytes | None
-    value: bytes
+    def _publish(
+        self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    ) -> Awaitable[None]:
+        """Publish (key, value) records; the result waits until Kafka has acknowledged them all."""
+        return until_done(
+            lambda: self._publisher.publish(topic, records), what=f"publishing to {topic}"
+        )
 
 
 def _key_of(event: EventEnvelope) -> bytes:
@@ -244,16 +203,6 @@ def _retry_value(
             "last_status": last_status,
         }
     )
-
-
-def _partition_of(key: bytes | None, partitions: list[int]) -> int:
-    """The partition of a keyed record (CRC-32 of the key), or a random one for no key.
-
-    Not Kafka's murmur2 (which other clients use so that they agree): only hookline writes
-    these topics, and aiokafka's pure-Python murmur2 cost 20 us per record."""
-    if key is None:
-        return random.choice(partitions)  # noqa: S311 - load spreading
-    return partitions[zlib.crc32(key) % len(partitions)]
 
 
 def requested_wait(attempt: DeliveryAttempt, deferral_delay: float) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from hookline.demo.peers.http_receiver import HttpReceiver
@@ -115,10 +116,10 @@ async def eventually(check: Callable[[], Any], within: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def read_topic(
+async def read_messages(
     settings: Settings, topic: str, count: int, within: float = 20.0
-) -> list[dict[str, Any]]:
-    """The first `count` JSON records of a topic (e.g. the dead-letter topic)."""
+) -> list[ConsumerRecord]:
+    """The first `count` messages of a topic, from every partition."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -127,12 +128,33 @@ async def read_topic(
         enable_auto_commit=False,
     )
     await consumer.start()
-    records: list[dict[str, Any]] = []
+    messages: list[ConsumerRecord] = []
     try:
         async with asyncio.timeout(within):
-            while len(records) < count:
+            while len(messages) < count:
                 batch = await consumer.getmany(timeout_ms=200)
-                records.extend(json.loads(m.value) for ms in batch.values() for m in ms)
+                messages.extend(m for ms in batch.values() for m in ms)
     finally:
         await consumer.stop()
-    return records
+    return messages
+
+
+async def read_topic(
+    settings: Settings, topic: str, count: int, within: float = 20.0
+) -> list[dict[str, Any]]:
+    """The first `count` JSON records of a topic (e.g. the dead-letter topic)."""
+    return [json.loads(m.value) for m in await read_messages(settings, topic, count, within)]
+
+
+@pytest.fixture
+async def producer(worker_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer as the worker's, with small batches: one turn's records need several."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=worker_settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        max_batch_size=16 * 1024,
+    )
+    await producer.start()
+    yield producer
+    await producer.stop()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from hookline.registry import WebhookStore
 from hookline.schemas import (
@@ -22,26 +20,13 @@ from hookline.schemas.webhooks import Webhook
 from hookline.settings import Settings
 from hookline.worker.failures import DeliveryResult, FailureRouter, RetryTiers
 from hookline.worker.metrics import WorkerMetrics
+from hookline.worker.publisher import RecordPublisher
 from hookline.worker.topics import ensure_topics
 from tests.conftest import make_event
-from tests.worker.conftest import create_webhook, http_channel
+from tests.worker.conftest import create_webhook, http_channel, read_messages
 
 ORGS = [new_organization_id() for _ in range(3)]
 PER_ORG = 60
-
-
-@pytest.fixture
-async def producer(worker_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    # Small batches, so that one turn's records need several of them.
-    producer = AIOKafkaProducer(
-        bootstrap_servers=worker_settings.kafka_bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        max_batch_size=16 * 1024,
-    )
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def permanent_failure(webhook: Webhook, index: int) -> tuple[Notification, DeliveryAttempt]:
@@ -62,25 +47,6 @@ def permanent_failure(webhook: Webhook, index: int) -> tuple[Notification, Deliv
     return notification, attempt
 
 
-async def read_all(settings: Settings, topic: str, count: int) -> list[tuple[int, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[tuple[int, bytes]] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(found) < count:
-                batch = await consumer.getmany(timeout_ms=200)
-                found += [(m.partition, m.value) for ms in batch.values() for m in ms]
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def test_letters_of_one_turn_all_arrive_each_organization_in_order(
     worker_settings: Settings, producer: AIOKafkaProducer, store: WebhookStore
 ) -> None:
@@ -89,7 +55,7 @@ async def test_letters_of_one_turn_all_arrive_each_organization_in_order(
         worker_settings.kafka_bootstrap_servers, [dlq], partitions=4, replication_factor=1
     )
     tiers = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule)
-    router = FailureRouter(producer, tiers, dlq, WorkerMetrics())
+    router = FailureRouter(RecordPublisher(producer), tiers, dlq, WorkerMetrics())
     hooks = [
         await create_webhook(store, org, [http_channel("https://gone.example/in")]) for org in ORGS
     ]
@@ -99,13 +65,14 @@ async def test_letters_of_one_turn_all_arrive_each_organization_in_order(
     results = await asyncio.gather(*(router.after_failure(n, a, 0) for n, a in failures))
 
     assert results == [DeliveryResult.GAVE_UP] * len(failures)
-    letters = await read_all(worker_settings, dlq, len(failures))
+    letters = await read_messages(worker_settings, dlq, len(failures))
     assert len(letters) == len(failures)
     by_org: dict[str, list[tuple[int, int]]] = {}
-    for partition, value in letters:
-        letter = json.loads(value)
-        event = letter["event"]
-        by_org.setdefault(event["internal_id"], []).append((partition, event["data"]["sequence"]))
+    for message in letters:
+        event = json.loads(message.value)["event"]
+        by_org.setdefault(event["internal_id"], []).append(
+            (message.partition, event["data"]["sequence"])
+        )
     for org in ORGS:
         partitions = {partition for partition, _ in by_org[org]}
         assert len(partitions) == 1, f"{org} spread over {partitions}"
