@@ -205,17 +205,6 @@ class WorkerRun:
                 totals[key] = totals.get(key, 0.0) + float(value)
         return totals
 
-    async def delivered(self, session: aiohttp.ClientSession) -> int:
-        """Deliveries the worker has made so far (every channel), from its /metrics."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        async with session.get(url) as response:
-            text = await response.text()
-        return sum(
-            int(float(line.rpartition(" ")[2]))
-            for line in text.splitlines()
-            if line.startswith("hookline_deliveries_total{") and 'outcome="delivered"' in line
-        )
-
     async def wait_ready(self, session: aiohttp.ClientSession, within: float = 60.0) -> None:
         """Until /readyz answers 200 (Redis and the consumer are up)."""
         deadline = time.monotonic() + within

@@ -65,7 +65,7 @@ class WorkerMetrics:
             registry=self.registry,
         )
         # Looking a labelled series up costs more than updating it; channels and outcomes are few.
-        self._series: dict[tuple[str, str], _AttemptSeries] = {}
+        self._series: dict[tuple[str, DeliveryOutcome], _AttemptSeries] = {}
         self._retries: dict[str, Counter] = {}
 
     def observe(self, attempt: DeliveryAttempt, occurred_at: float) -> None:
@@ -90,9 +90,9 @@ class WorkerMetrics:
         series.inc()
 
     def _series_of(self, channel: str, outcome: DeliveryOutcome) -> _AttemptSeries:
-        series = self._series.get((channel, outcome.value))
+        series = self._series.get((channel, outcome))  # not outcome.value: an enum property
         if series is None:
-            series = self._series[(channel, outcome.value)] = _AttemptSeries(
+            series = self._series[(channel, outcome)] = _AttemptSeries(
                 self.deliveries.labels(channel, outcome.value),
                 self.delivery_latency.labels(channel),
                 self.end_to_end_lag.labels(channel),
