@@ -36,6 +36,7 @@ class Components:
     cache: WebhookCache
     catalog: ChannelCatalog
     producer: AIOKafkaProducer
+    publisher: RecordPublisher
     tiers: RetryTiers
     router: FailureRouter
     dispatcher: Dispatcher
@@ -73,8 +74,9 @@ class Components:
             started.push_async_callback(producer.stop)
             catalog = await ChannelCatalog.open(settings)
             started.pop_all()
+        publisher = RecordPublisher(producer)
         router = FailureRouter(
-            RecordPublisher(producer), tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
+            publisher, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
         )
         recorder = OutcomeRecorder(
             redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl
@@ -87,12 +89,15 @@ class Components:
         dispatcher = Dispatcher(
             cache, catalog, gate, recorder, router, metrics, settings.blip_retry_delay
         )
-        return cls(redis, cache, catalog, producer, tiers, router, dispatcher, metrics, health)
+        return cls(
+            redis, cache, catalog, producer, publisher, tiers, router, dispatcher, metrics, health
+        )
 
     async def aclose(self) -> None:
         """Stop serving health, close channels, flush the producer, disconnect."""
         await self.health.aclose()
         await self.catalog.aclose()
+        await self.publisher.aclose()
         await self.producer.stop()
         await self.cache.aclose()
         await self.redis.aclose()

@@ -14,7 +14,6 @@ from aiokafka.structs import ConsumerRecord
 from hookline.schemas import DeliveryAttempt, EventEnvelope, Notification
 from hookline.schemas.common import utc_now
 from hookline.schemas.retries import DeadLetter, SourcePosition
-from hookline.worker.backoff import until_done
 from hookline.worker.destinations import Deferral
 from hookline.worker.metrics import WorkerMetrics
 from hookline.worker.publisher import RecordPublisher
@@ -53,7 +52,10 @@ class RetryTiers:
 
 
 class FailureRouter:
-    """Publishes retry records and dead letters; returns once Kafka has acknowledged them."""
+    """Publishes retry records and dead letters.
+
+    A failed delivery's record and a dead letter are acknowledged by Kafka before the call
+    returns; deferrals are handed over, which the offset commit waits for (`flushed`)."""
 
     def __init__(
         self,
@@ -96,10 +98,11 @@ class FailureRouter:
     async def defer(
         self, deferrals: list[Deferral], retries_done: int, received: bytes | None = None
     ) -> list[DeliveryResult]:
-        """Schedule deliveries of one event refused before they were tried, in one call to Kafka.
+        """Schedule deliveries of one event refused before they were tried: their retry records
+        are handed over, not waited for (the offset commit waits for them instead).
 
-        A dead destination's deliveries come in floods: a deferral costs no attempt record and
-        no round trip of its own, only its retry record. `received`: the event's JSON as it was
+        A dead destination's deliveries come in floods: a deferral costs no attempt record, no
+        round trip and no wait, only its retry record. `received`: the event's JSON as it was
         consumed (already validated), embedded as it is instead of dumping the event again."""
         delay = next_delay(self._tiers.schedule, retries_done, self._deferral_delay)
         if delay is None:  # the schedule is spent: dead-letter each, as after_failure would
@@ -125,7 +128,7 @@ class FailureRouter:
             )
             retries.append((key, retry))
             self._metrics.count_retries(notification.channel.channel)
-        await self._publish(self._tiers.topic_for(delay), retries)
+        await self._publisher.hand_over(self._tiers.topic_for(delay), retries)
         return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
@@ -163,13 +166,15 @@ class FailureRouter:
         await self._publish(self._dlq_topic, [(_key_of(notification.event), value)])
         self._metrics.dead_letters.labels(reason).inc()
 
+    async def flushed(self) -> None:
+        """Return once every record handed over so far is acknowledged by Kafka."""
+        await self._publisher.flushed()
+
     def _publish(
         self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
     ) -> Awaitable[None]:
         """Publish (key, value) records; the result waits until Kafka has acknowledged them all."""
-        return until_done(
-            lambda: self._publisher.publish(topic, records), what=f"publishing to {topic}"
-        )
+        return self._publisher.publish(topic, records)
 
 
 def _key_of(event: EventEnvelope) -> bytes:

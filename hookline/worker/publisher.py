@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import zlib
 from collections.abc import Sequence
@@ -10,97 +11,141 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+logger = logging.getLogger(__name__)
+
+MAX_UNACKNOWLEDGED = 50_000
+"""Records handed over and not yet acknowledged beyond which a hand-over waits: Kafka refusing
+writes for long must hold the worker back, not fill its memory."""
+_FIRST_DELAY = 0.1
+_MAX_DELAY = 5.0
+
 
 class RecordPublisher:
-    """Appends records to the next produce round; a caller returns once Kafka has acknowledged
-    the round that carried its records.
+    """Sends handed-over records to Kafka in rounds, one round at a time, each round again until
+    Kafka acknowledges it: a record handed over is never dropped.
 
-    One round at a time, carrying everything appended while the one before was out: aiokafka
+    One round at a time, carrying everything handed over while the one before was out: aiokafka
     queues a partition's batches behind each other, and concurrent senders racing for that queue
-    time out (KafkaTimeoutError) under load. Records go straight into aiokafka's batch builders:
+    time out (KafkaTimeoutError) under load. Records go into aiokafka's batch builders directly:
     its per-record send() (partitioner, accumulator, a future each) costs more than the record.
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, max_unacknowledged: int = MAX_UNACKNOWLEDGED):
         self._producer = producer
+        self._max_unacknowledged = max_unacknowledged
         self._partitions: dict[str, list[int]] = {}
         self._next = _Round()
+        self._out: _Round | None = None
+        self._unacknowledged = 0
         self._sending: asyncio.Task[None] | None = None
+
+    async def hand_over(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Queue (key, value) records for the next round; returns at once, unless too many
+        records are still unacknowledged (then once they are).
+
+        Whoever commits a consumer offset on the strength of records handed over must await
+        `flushed()` first."""
+        await self._queue(topic, records)
+        if self._unacknowledged > self._max_unacknowledged:
+            await self.flushed()
 
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Publish (key, value) records; returns once Kafka has acknowledged them all."""
+        produce_round = await self._queue(topic, records)
+        await produce_round.acknowledged()
+
+    async def flushed(self) -> None:
+        """Return once every record handed over before the call is acknowledged."""
+        if self._next.records:
+            await self._next.acknowledged()  # rounds are acknowledged in order
+        elif self._out is not None:
+            await self._out.acknowledged()
+
+    async def aclose(self) -> None:
+        """Stop sending (a round Kafka keeps refusing would be tried forever)."""
+        if self._sending is not None:
+            self._sending.cancel()
+            await asyncio.gather(self._sending, return_exceptions=True)
+
+    async def _queue(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> _Round:
         partitions = self._partitions.get(topic)
         if partitions is None:
             known = await self._producer.partitions_for(topic)
             partitions = self._partitions[topic] = sorted(known)
         produce_round = self._next
         for key, value in records:
-            produce_round.append(self._producer, topic, _partition_of(key, partitions), key, value)
+            produce_round.records.append((topic, _partition_of(key, partitions), key, value))
+        self._unacknowledged += len(records)
         if self._sending is None:
             self._sending = asyncio.create_task(self._send_rounds())
-        # A future of its own: cancelling one caller must not cancel the others' wait.
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        produce_round.waiters.append(acknowledged)
-        await acknowledged
+        return produce_round
 
     async def _send_rounds(self) -> None:
         try:
-            while self._next.waiters:
-                produce_round, self._next = self._next, _Round()
-                await produce_round.send(self._producer)
+            while self._next.records:
+                self._out, self._next = self._next, _Round()
+                await self._send_until_acknowledged(self._out)
+                self._unacknowledged -= len(self._out.records)
+                self._out.settle()
         finally:
-            self._sending = None
+            self._sending = self._out = None
+
+    async def _send_until_acknowledged(self, produce_round: _Round) -> None:
+        """Send the round, again after each failure, backing off."""
+        delay = _FIRST_DELAY
+        while True:
+            try:
+                await produce_round.send(self._producer)
+                return
+            except Exception as exc:  # any: dropping the round would lose its records
+                logger.warning(
+                    "publishing a round of %d records failed (%r); retrying in %.1fs",
+                    len(produce_round.records),
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)
 
 
 class _Round:
-    """The records of one produce round, by partition, and the callers waiting for them."""
+    """The records of one produce round and the callers waiting for its acknowledgement."""
 
     def __init__(self) -> None:
-        self._batches: dict[tuple[str, int], list[BatchBuilder]] = {}
-        self.waiters: list[asyncio.Future[None]] = []
-        """One per caller; each gets the round's acknowledgement or the error it failed with."""
+        self.records: list[tuple[str, int, bytes | None, bytes]] = []
+        self._waiters: list[asyncio.Future[None]] = []
 
-    def append(
-        self,
-        producer: AIOKafkaProducer,
-        topic: str,
-        partition: int,
-        key: bytes | None,
-        value: bytes,
-    ) -> None:
-        batches = self._batches.get((topic, partition))
-        if batches is None:
-            batches = self._batches[(topic, partition)] = [producer.create_batch()]
-        if batches[-1].append(key=key, value=value, timestamp=None) is None:
-            # Full: the record opens the next batch, which takes any first record, however big.
-            batches.append(producer.create_batch())
-            batches[-1].append(key=key, value=value, timestamp=None)
+    async def acknowledged(self) -> None:
+        # A future per caller: cancelling one caller must not cancel the others' wait.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def settle(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():  # its caller was cancelled
+                waiter.set_result(None)
 
     async def send(self, producer: AIOKafkaProducer) -> None:
-        try:
-            acks = [
-                await producer.send_batch(batch, topic, partition=partition)
-                for (topic, partition), batches in self._batches.items()
-                for batch in batches
-            ]
-            await asyncio.gather(*acks)
-        except asyncio.CancelledError:
-            for waiter in self.waiters:
-                waiter.cancel()
-            raise
-        except Exception as exc:  # the callers retry or report it: it is theirs
-            self._settle(exc)
-            return
-        self._settle(None)
+        """Send every record (in batches built anew: a batch that was sent cannot be resent)."""
+        acks = [
+            await producer.send_batch(batch, topic, partition=partition)
+            for (topic, partition), batches in self._batches(producer).items()
+            for batch in batches
+        ]
+        await asyncio.gather(*acks)
 
-    def _settle(self, error: Exception | None) -> None:
-        for waiter in self.waiters:
-            if waiter.done():  # its caller was cancelled
-                continue
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
+    def _batches(self, producer: AIOKafkaProducer) -> dict[tuple[str, int], list[BatchBuilder]]:
+        by_partition: dict[tuple[str, int], list[BatchBuilder]] = {}
+        for topic, partition, key, value in self.records:
+            batches = by_partition.get((topic, partition))
+            if batches is None:
+                batches = by_partition[(topic, partition)] = [producer.create_batch()]
+            if batches[-1].append(key=key, value=value, timestamp=None) is None:
+                # Full: the record opens the next batch, which takes any first record, however big.
+                batches.append(producer.create_batch())
+                batches[-1].append(key=key, value=value, timestamp=None)
+        return by_partition
 
 
 def _partition_of(key: bytes | None, partitions: list[int]) -> int:

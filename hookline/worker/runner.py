@@ -211,7 +211,15 @@ class Worker:
         offsets = self._tracker.committable()
         if only is not None:
             offsets = {tp: o for tp, o in offsets.items() if tp in only}
-        if not offsets or self._consumer is None:
+        if not offsets or self._consumer is None or self._parts is None:
+            return
+        # A finished event may have handed retry records over without waiting for Kafka: they
+        # must be acknowledged before its offset is committed, or a crash would lose them.
+        wait = self._settings.shutdown_timeout
+        try:
+            await asyncio.wait_for(self._parts.router.flushed(), wait)
+        except TimeoutError:
+            logger.warning("retry records not acknowledged within %.0fs; not committing", wait)
             return
         try:
             await self._consumer.commit(offsets)

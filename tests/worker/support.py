@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -163,3 +166,26 @@ def envelope(**changes: Any) -> bytes:
     fields = json.loads(make_event().model_dump_json())
     fields.update(changes)
     return json.dumps({k: v for k, v in fields.items() if v is not None}).encode()
+
+
+def local_kafka_pid() -> int | None:
+    """The pid of the broker `scripts/services` started, if that is the one running."""
+    state = os.environ.get("HOOKLINE_SERVICES_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hookline-services"
+    )
+    try:
+        pid = int((Path(state) / "pids" / "kafka.pid").read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"kafka.Kafka" in command else None
+
+
+@contextmanager
+def kafka_frozen(pid: int) -> Iterator[None]:
+    """The broker stops answering until the block ends."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)

@@ -7,11 +7,6 @@ its clients that is a broker that stopped answering, the way a network partition
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -21,32 +16,9 @@ from hookline.schemas import delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
-from tests.worker.support import DownFor, Publish, committed_and_end
+from tests.worker.support import DownFor, Publish, committed_and_end, kafka_frozen, local_kafka_pid
 
 OUTAGE_SECONDS = 6.0
-
-
-def local_kafka_pid() -> int | None:
-    """The pid of the broker `scripts/services` started, if that is the one running."""
-    state = os.environ.get("HOOKLINE_SERVICES_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hookline-services"
-    )
-    try:
-        pid = int((Path(state) / "pids" / "kafka.pid").read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"kafka.Kafka" in command else None
-
-
-@contextmanager
-def kafka_frozen(pid: int) -> Iterator[None]:
-    """The broker stops answering until the block ends."""
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 @pytest.mark.timeout(120)
@@ -76,3 +48,34 @@ async def test_worker_rides_out_a_kafka_outage(
     assert {r.webhook_id for r in receiver.received} == expected
     offsets = await committed_and_end(worker_settings, worker_settings.topics[0])
     assert all(committed == end for committed, end in offsets.values())
+
+
+async def test_no_offset_is_committed_while_a_record_handed_over_before_it_is_unacknowledged(
+    worker_settings: Settings,
+    store: WebhookStore,
+    receiver: HttpReceiver,
+    publish: Publish,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Deferrals hand their retry records over without waiting: the commit must wait for them.
+    settings = worker_settings.model_copy(update={"shutdown_timeout": 2.0})
+    org = new_organization_id()
+    await create_webhook(store, org, [http_channel(receiver.url())])
+    events = [make_event(org) for _ in range(10)]
+
+    async with running_worker(settings) as worker:
+        await eventually(lambda: worker.metrics_port is not None)
+        # Fault injection through the worker's own publisher: a record the broker refuses (over
+        # its 1 MiB message limit), so the round carrying it is never acknowledged.
+        parts = worker._parts
+        assert parts is not None
+        await parts.publisher.hand_over(settings.dlq_topic, [(b"stuck", b"x" * 2 * 1024 * 1024)])
+        await publish(*events)
+        await eventually(lambda: len(receiver.received) >= len(events))
+        await asyncio.sleep(3.5)  # a commit interval and the wait for the records
+
+    assert len(receiver.received) == len(events)
+    offsets = await committed_and_end(settings, settings.topics[0])
+    assert sum(end for _, end in offsets.values()) == len(events)
+    assert all(committed == 0 for committed, _ in offsets.values())
+    assert "retry records not acknowledged within 2s; not committing" in caplog.text

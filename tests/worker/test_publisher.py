@@ -1,5 +1,6 @@
 """The record publisher, against the real broker: every caller's records arrive, in order per
-key across rounds; a cancelled caller cancels nobody else; a failed round fails its callers."""
+key across rounds; a cancelled caller cancels nobody else; records handed over are in Kafka once
+`flushed()` returns, even after the broker stopped answering for a while."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from hookline.settings import Settings
 from hookline.worker.publisher import RecordPublisher
 from hookline.worker.topics import ensure_topics
 from tests.worker.conftest import read_messages
+from tests.worker.support import kafka_frozen, local_kafka_pid
 
 
 @pytest.fixture
@@ -69,23 +70,59 @@ async def test_a_cancelled_caller_cancels_no_one_else_and_its_records_still_go_o
     assert [m.value for m in messages] == [b"0", b"given up", b"waited for"]
 
 
-async def test_a_round_the_broker_refuses_fails_each_of_its_callers_and_not_the_next(
+async def test_records_handed_over_are_in_kafka_once_flushed_returns(
     worker_settings: Settings, producer: AIOKafkaProducer, topic: str
 ) -> None:
     publisher = await publisher_for(producer, topic)
-    too_big = b"x" * (2 * 1024 * 1024)  # over the broker's 1 MiB message limit
+    await publisher.flushed()  # nothing handed over: returns at once
 
-    # org_huge's partition is not org_a's: after a refused batch, aiokafka's idempotent
-    # producer can send nothing more to that partition (OutOfOrderSequenceNumber).
-    results = await asyncio.gather(
-        publisher.publish(topic, [(b"org_huge", too_big)]),
-        publisher.publish(topic, [(b"org_a", b"small")]),
-        return_exceptions=True,
+    for n in range(1, 200):
+        await publisher.hand_over(topic, [(b"org_a", str(n).encode())])
+    await publisher.flushed()
+
+    messages = await read_messages(worker_settings, topic, 200, within=5)
+    assert [int(m.value) for m in messages] == list(range(200))
+
+
+async def test_records_handed_over_while_the_broker_does_not_answer_arrive_once_it_does(
+    worker_settings: Settings, topic: str
+) -> None:
+    pid = local_kafka_pid()
+    if pid is None:
+        pytest.skip("the broker was not started by scripts/services; it cannot be frozen here")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=worker_settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=1000,  # requests time out while the broker is frozen
     )
-    await publisher.publish(topic, [(b"org_a", b"after")])
+    await producer.start()
+    try:
+        publisher = await publisher_for(producer, topic)
+        with kafka_frozen(pid):
+            await publisher.hand_over(topic, [(b"org_a", b"1"), (b"org_b", b"2")])
+            waiting = asyncio.create_task(publisher.flushed())
+            await asyncio.sleep(2.5)
+            assert not waiting.done()
+        await asyncio.wait_for(waiting, 60)
+    finally:
+        await producer.stop()
 
-    assert all(isinstance(r, KafkaError) for r in results), results
-    # The round's other partition took its batch: a caller that retries writes it twice, which
-    # at-least-once allows (a retry finds the delivery's marker).
     messages = await read_messages(worker_settings, topic, 3)
-    assert [m.value for m in messages] == [b"0", b"small", b"after"]
+    assert sorted(m.value for m in messages) == [b"0", b"1", b"2"]
+
+
+async def test_a_round_kafka_refuses_is_kept_and_tried_again_not_dropped(
+    producer: AIOKafkaProducer, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = await publisher_for(producer, topic)
+    too_big = b"x" * (2 * 1024 * 1024)  # over the broker's 1 MiB message limit
+    try:
+        await publisher.hand_over(topic, [(b"org_huge", too_big)])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(publisher.flushed(), 1.5)
+    finally:
+        await publisher.aclose()
+
+    assert "publishing a round of 1 records failed" in caplog.text
+    assert caplog.text.count("retrying in") >= 2
