@@ -83,7 +83,7 @@ class Dispatcher:
         )
         pending = [n for n in admitted if n.delivery_id not in done]
         results = await self._deliver_all(pending) if pending else []
-        if refused:  # after the others, which need not wait for Kafka's acknowledgement
+        if refused:  # handed to a retry tier; the offset commit waits for Kafka, not the event
             results += await self._defer(refused, retries_done=0, received=message.value)
         return results
 
