@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -55,7 +54,7 @@ class FailureRouter:
     """Publishes retry records and dead letters.
 
     A failed delivery's record and a dead letter are acknowledged by Kafka before the call
-    returns; deferrals are handed over, which the offset commit waits for (`flushed`)."""
+    returns; deferrals are handed over, which the offset commit waits for."""
 
     def __init__(
         self,
@@ -91,7 +90,8 @@ class FailureRouter:
             last_error=attempt.error,
             last_status=attempt.status,
         )
-        await self._publish(self._tiers.topic_for(delay), [(_key_of(notification.event), retry)])
+        topic = self._tiers.topic_for(delay)
+        await self._publisher.publish(topic, [(_key_of(notification.event), retry)])
         self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
 
@@ -145,7 +145,8 @@ class FailureRouter:
             raw=text,
             raw_encoding=encoding,
         )
-        await self._publish(self._dlq_topic, [(message.key, letter.model_dump_json().encode())])
+        value = letter.model_dump_json().encode()
+        await self._publisher.publish(self._dlq_topic, [(message.key, value)])
         self._metrics.dead_letters.labels("invalid_message").inc()
 
     async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
@@ -163,18 +164,8 @@ class FailureRouter:
             last_status=attempt.status,
         )
         value = letter.model_dump_json().encode()
-        await self._publish(self._dlq_topic, [(_key_of(notification.event), value)])
+        await self._publisher.publish(self._dlq_topic, [(_key_of(notification.event), value)])
         self._metrics.dead_letters.labels(reason).inc()
-
-    async def flushed(self) -> None:
-        """Return once every record handed over so far is acknowledged by Kafka."""
-        await self._publisher.flushed()
-
-    def _publish(
-        self, topic: str, records: Sequence[tuple[bytes | None, bytes]]
-    ) -> Awaitable[None]:
-        """Publish (key, value) records; the result waits until Kafka has acknowledged them all."""
-        return self._publisher.publish(topic, records)
 
 
 def _key_of(event: EventEnvelope) -> bytes:

@@ -36,7 +36,6 @@ class RecordPublisher:
         self._partitions: dict[str, list[int]] = {}
         self._next = _Round()
         self._out: _Round | None = None
-        self._unacknowledged = 0
         self._sending: asyncio.Task[None] | None = None
 
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
@@ -48,6 +47,12 @@ class RecordPublisher:
         await self._queue(topic, records)
         if self._unacknowledged > self._max_unacknowledged:
             await self.flushed()
+
+    @property
+    def _unacknowledged(self) -> int:
+        # Rounds are acknowledged in order: only the one out and the next are not.
+        out = len(self._out.records) if self._out is not None else 0
+        return out + len(self._next.records)
 
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Publish (key, value) records; returns once Kafka has acknowledged them all."""
@@ -75,7 +80,6 @@ class RecordPublisher:
         produce_round = self._next
         for key, value in records:
             produce_round.records.append((topic, _partition_of(key, partitions), key, value))
-        self._unacknowledged += len(records)
         if self._sending is None:
             self._sending = asyncio.create_task(self._send_rounds())
         return produce_round
@@ -85,7 +89,6 @@ class RecordPublisher:
             while self._next.records:
                 self._out, self._next = self._next, _Round()
                 await self._send_until_acknowledged(self._out)
-                self._unacknowledged -= len(self._out.records)
                 self._out.settle()
         finally:
             self._sending = self._out = None

@@ -217,7 +217,7 @@ class Worker:
         # must be acknowledged before its offset is committed, or a crash would lose them.
         wait = self._settings.shutdown_timeout
         try:
-            await asyncio.wait_for(self._parts.router.flushed(), wait)
+            await asyncio.wait_for(self._parts.publisher.flushed(), wait)
         except TimeoutError:
             logger.warning("retry records not acknowledged within %.0fs; not committing", wait)
             return
