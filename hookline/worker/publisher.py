@@ -30,9 +30,8 @@ class RecordPublisher:
     its per-record send() (partitioner, accumulator, a future each) costs more than the record.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, max_unacknowledged: int = MAX_UNACKNOWLEDGED):
+    def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        self._max_unacknowledged = max_unacknowledged
         self._partitions: dict[str, list[int]] = {}
         self._next = _Round()
         self._out: _Round | None = None
@@ -45,7 +44,7 @@ class RecordPublisher:
         Whoever commits a consumer offset on the strength of records handed over must await
         `flushed()` first."""
         await self._queue(topic, records)
-        if self._unacknowledged > self._max_unacknowledged:
+        if self._unacknowledged > MAX_UNACKNOWLEDGED:
             await self.flushed()
 
     @property
