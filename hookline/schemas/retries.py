@@ -36,6 +36,15 @@ class SourcePosition(BaseModel):
     offset: int
 
 
+class EventIdentity(BaseModel):
+    """An event without its payload: what a dead letter names when the event would not fit."""
+
+    event_id: str
+    event_type: str
+    internal_id: str
+    occurred_at: UtcDatetime
+
+
 class DeadLetter(BaseModel):
     """What could not be delivered, with the reason; nothing the worker gives up on is dropped."""
 
@@ -43,8 +52,16 @@ class DeadLetter(BaseModel):
     failed_at: UtcDatetime
     source: SourcePosition | None = Field(None, description="Set for messages that were invalid.")
     event: EventEnvelope | None = None
+    event_identity: EventIdentity | None = Field(
+        None, description="Set instead of `event` when the event would not fit in the letter."
+    )
     raw: str | None = Field(None, description="The undecodable message, when there is no event.")
     raw_encoding: Literal["utf-8", "base64"] | None = None
+    omitted: str | None = Field(
+        None,
+        description="What the letter leaves out, and why: the whole letter would exceed the "
+        "dead-letter topic's message limit.",
+    )
     webhook_id: str | None = None
     channel: str | None = None
     channel_index: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,9 @@ from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
 from hookline.worker.publisher import RecordPublisher
-from hookline.worker.topics import ensure_topics
+from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,14 +70,16 @@ class Components:
             started.push_async_callback(cache.aclose)
             await until_done(cache.start, what="subscribing to change notices")
             tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
-            await until_done(lambda: _ensure_topics(settings, tiers), what="creating topics")
+            limits = await until_done(
+                lambda: _ensure_topics(settings, tiers), what="creating topics"
+            )
             producer = await until_done(
-                lambda: _start_producer(settings), what="connecting to Kafka"
+                lambda: _start_producer(settings, min(limits.values())), what="connecting to Kafka"
             )
             started.push_async_callback(producer.stop)
             catalog = await ChannelCatalog.open(settings)
             started.pop_all()
-        publisher = RecordPublisher(producer)
+        publisher = RecordPublisher(producer, limits)
         router = FailureRouter(
             publisher, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
         )
@@ -103,13 +108,42 @@ class Components:
         await self.redis.aclose()
 
 
-async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> None:
+_RECORD_HEADROOM = 64 * 1024
+"""What a retry record or dead letter adds to the event it carries (ids, times, an error of
+bounded length), with room to spare."""
+
+
+async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> dict[str, int]:
+    """Create the missing topics, the worker's own ones able to carry the largest event the
+    sources accept; returns the own topics' message limits."""
+    servers = settings.kafka_bootstrap_servers
+    partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
     await ensure_topics(
-        settings.kafka_bootstrap_servers,
-        [*settings.topics, *tiers.topics, settings.dlq_topic],
-        partitions=settings.topic_partitions,
-        replication_factor=settings.topic_replication_factor,
+        servers, settings.topics, partitions=partitions, replication_factor=replicas
     )
+    needed = max((await message_limits(servers, settings.topics)).values()) + _RECORD_HEADROOM
+    own = [*tiers.topics, settings.dlq_topic]
+    await ensure_topics(
+        servers,
+        own,
+        partitions=partitions,
+        replication_factor=replicas,
+        configs={MESSAGE_LIMIT: str(needed)},
+    )
+    limits = await message_limits(servers, own)
+    for topic, limit in limits.items():
+        if limit < needed:
+            logger.warning(
+                "topic %s accepts records of up to %d bytes, less than the %d a retry or dead "
+                "letter of the largest event needs: those are dead-lettered without the event. "
+                "Set its %s to %d.",
+                topic,
+                limit,
+                needed,
+                MESSAGE_LIMIT,
+                needed,
+            )
+    return limits
 
 
 _PRODUCER_BATCH_BYTES = 256 * 1024
@@ -119,13 +153,14 @@ that leaves (measured: 280 us of CPU per record at 16 KiB, 40 us at 256 KiB). Be
 broker's 1 MiB message limit."""
 
 
-async def _start_producer(settings: Settings) -> AIOKafkaProducer:
+async def _start_producer(settings: Settings, smallest_limit: int) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
-        max_batch_size=_PRODUCER_BATCH_BYTES,
+        # A batch of several records must fit every topic it may go to.
+        max_batch_size=min(_PRODUCER_BATCH_BYTES, smallest_limit),
     )
     try:
         await producer.start()

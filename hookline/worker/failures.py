@@ -12,10 +12,10 @@ from aiokafka.structs import ConsumerRecord
 
 from hookline.schemas import DeliveryAttempt, EventEnvelope, Notification
 from hookline.schemas.common import utc_now
-from hookline.schemas.retries import DeadLetter, SourcePosition
+from hookline.schemas.retries import DeadLetter, EventIdentity, SourcePosition
 from hookline.worker.destinations import Deferral
 from hookline.worker.metrics import WorkerMetrics
-from hookline.worker.publisher import RecordPublisher
+from hookline.worker.publisher import RecordPublisher, RecordTooLargeError
 from hookline.worker.retry_policy import next_delay, tier_delays, tier_for, tier_label
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,11 @@ class FailureRouter:
             last_status=attempt.status,
         )
         topic = self._tiers.topic_for(delay)
-        await self._publisher.publish(topic, [(_key_of(notification.event), retry)])
+        try:
+            await self._publisher.publish(topic, [(_key_of(notification.event), retry)])
+        except RecordTooLargeError as exc:
+            await self._dead_letter(notification, attempt, too_large=exc)
+            return DeliveryResult.GAVE_UP
         self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
 
@@ -127,8 +131,14 @@ class FailureRouter:
                 last_status=None,
             )
             retries.append((key, retry))
-            self._metrics.count_retries(notification.channel.channel)
-        await self._publisher.hand_over(self._tiers.topic_for(delay), retries)
+        try:
+            await self._publisher.hand_over(self._tiers.topic_for(delay), retries)
+        except RecordTooLargeError as exc:
+            for deferral in deferrals:
+                await self._dead_letter(deferral.notification, deferral.attempt(), too_large=exc)
+            return [DeliveryResult.GAVE_UP] * len(deferrals)
+        for deferral in deferrals:
+            self._metrics.count_retries(deferral.notification.channel.channel)
         return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
@@ -145,12 +155,26 @@ class FailureRouter:
             raw=text,
             raw_encoding=encoding,
         )
-        value = letter.model_dump_json().encode()
-        await self._publisher.publish(self._dlq_topic, [(message.key, value)])
+        await self._publish_letter(letter, message.key)
         self._metrics.dead_letters.labels("invalid_message").inc()
 
-    async def _dead_letter(self, notification: Notification, attempt: DeliveryAttempt) -> None:
-        reason = "retries_exhausted" if attempt.retryable else "permanent_failure"
+    async def _dead_letter(
+        self,
+        notification: Notification,
+        attempt: DeliveryAttempt,
+        too_large: RecordTooLargeError | None = None,
+    ) -> None:
+        if too_large is not None:
+            reason = "too_large_to_retry"
+            logger.error(
+                "delivery dead-lettered, its retry would not fit: %s",
+                too_large,
+                extra={"delivery_id": notification.delivery_id, "topic": too_large.topic},
+            )
+        elif attempt.retryable:
+            reason = "retries_exhausted"
+        else:
+            reason = "permanent_failure"
         letter = DeadLetter(
             reason=reason,
             failed_at=utc_now(),
@@ -163,9 +187,40 @@ class FailureRouter:
             last_error=attempt.error,
             last_status=attempt.status,
         )
-        value = letter.model_dump_json().encode()
-        await self._publisher.publish(self._dlq_topic, [(_key_of(notification.event), value)])
+        await self._publish_letter(letter, _key_of(notification.event))
         self._metrics.dead_letters.labels(reason).inc()
+
+    async def _publish_letter(self, letter: DeadLetter, key: bytes | None) -> None:
+        """Publish the letter; one too large for the topic goes without its event or message,
+        which it names instead (the event by identity, the message by its position)."""
+        try:
+            await self._publisher.publish(self._dlq_topic, [(key, _json(letter))])
+        except RecordTooLargeError as exc:
+            slim = letter.model_copy(
+                update={
+                    "event": None,
+                    "event_identity": _identity(letter.event),
+                    "raw": None,
+                    "raw_encoding": None,
+                    "omitted": f"the {'event' if letter.event else 'message'}: {exc}",
+                }
+            )
+            await self._publisher.publish(self._dlq_topic, [(key, _json(slim))])
+
+
+def _json(letter: DeadLetter) -> bytes:
+    return letter.model_dump_json().encode()
+
+
+def _identity(event: EventEnvelope | None) -> EventIdentity | None:
+    if event is None:
+        return None
+    return EventIdentity(
+        event_id=event.event_id,
+        event_type=event.event_type.value,
+        internal_id=event.internal_id,
+        occurred_at=event.occurred_at,
+    )
 
 
 def _key_of(event: EventEnvelope) -> bytes:

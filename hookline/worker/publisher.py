@@ -6,18 +6,38 @@ import asyncio
 import logging
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
+
+from hookline.errors import HooklineError
 
 logger = logging.getLogger(__name__)
 
 MAX_UNACKNOWLEDGED = 50_000
 """Records handed over and not yet acknowledged beyond which a hand-over waits: Kafka refusing
 writes for long must hold the worker back, not fill its memory."""
+KAFKA_DEFAULT_LIMIT = 1_048_588
+"""A topic's max.message.bytes unless set otherwise: what a topic not in the limits accepts."""
+_BATCH_OVERHEAD = 61 + 32
+"""A record batch's header, and a record's own fields at their widest: a record alone in its
+batch must fit the topic's limit with them."""
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 5.0
+
+
+class RecordTooLargeError(HooklineError):
+    """A record bigger than its topic accepts; Kafka would refuse its round forever."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"a record of {size:,} bytes exceeds the {limit:,} bytes topic {topic!r} accepts "
+            "(its max.message.bytes)"
+        )
+        self.topic = topic
+        self.size = size
+        self.limit = limit
 
 
 class RecordPublisher:
@@ -30,8 +50,10 @@ class RecordPublisher:
     its per-record send() (partitioner, accumulator, a future each) costs more than the record.
     """
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, limits: Mapping[str, int] | None = None) -> None:
+        """`limits`: each topic's max.message.bytes, where not Kafka's default."""
         self._producer = producer
+        self._limits = dict(limits or {})
         self._partitions: dict[str, list[int]] = {}
         self._next = _Round()
         self._out: _Round | None = None
@@ -39,7 +61,8 @@ class RecordPublisher:
 
     async def hand_over(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Queue (key, value) records for the next round; returns at once, unless too many
-        records are still unacknowledged (then once they are).
+        records are still unacknowledged (then once they are). RecordTooLargeError if any record
+        is too large for the topic (then none is queued).
 
         Whoever commits a consumer offset on the strength of records handed over must await
         `flushed()` first."""
@@ -54,7 +77,8 @@ class RecordPublisher:
         return out + len(self._next.records)
 
     async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Publish (key, value) records; returns once Kafka has acknowledged them all."""
+        """Publish (key, value) records; returns once Kafka has acknowledged them all.
+        RecordTooLargeError as for `hand_over`."""
         produce_round = await self._queue(topic, records)
         await produce_round.acknowledged()
 
@@ -72,6 +96,11 @@ class RecordPublisher:
             await asyncio.gather(self._sending, return_exceptions=True)
 
     async def _queue(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> _Round:
+        limit = self._limits.get(topic, KAFKA_DEFAULT_LIMIT)
+        for key, value in records:
+            size = len(value) + len(key or b"") + _BATCH_OVERHEAD
+            if size > limit:
+                raise RecordTooLargeError(topic, size, limit)
         partitions = self._partitions.get(topic)
         if partitions is None:
             known = await self._producer.partitions_for(topic)

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from hookline.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+MESSAGE_LIMIT = "max.message.bytes"
+"""The topic setting that caps a record batch, and so the largest record, a topic accepts."""
 
 
 async def ensure_topics(
-    bootstrap_servers: str, names: list[str], *, partitions: int, replication_factor: int
+    bootstrap_servers: str,
+    names: list[str],
+    *,
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the missing topics among `names`; another worker creating them first is fine."""
+    """Create the missing topics among `names` with `configs`; another worker creating them
+    first is fine."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -26,7 +35,10 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(name, partitions, replication_factor) for name in missing]
+            [
+                NewTopic(name, partitions, replication_factor, topic_configs=dict(configs or {}))
+                for name in missing
+            ]
         )
         for name, code, *_ in response.topic_errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):
@@ -37,6 +49,31 @@ async def ensure_topics(
         logger.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()
+
+
+async def message_limits(bootstrap_servers: str, names: list[str]) -> dict[str, int]:
+    """Each existing topic's largest accepted record batch in bytes (its max.message.bytes)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        wanted = {MESSAGE_LIMIT: None}
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, wanted) for name in names]
+        )
+    finally:
+        await admin.close()
+    limits: dict[str, int] = {}
+    for response in responses:
+        for code, message, _type, name, entries, *_ in response.resources:
+            if code != 0:
+                raise ConfigurationError(
+                    f"could not read the configuration of topic {name!r} "
+                    f"(Kafka error code {code}: {message})"
+                )
+            for key, value, *_ in entries:
+                if key == MESSAGE_LIMIT:
+                    limits[name] = int(value)
+    return limits
 
 
 async def delete_topics(bootstrap_servers: str, names: Iterable[str]) -> None:

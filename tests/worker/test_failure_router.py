@@ -1,4 +1,5 @@
-"""What many deliveries hand the failure router at once all arrives, each key in order."""
+"""What many deliveries hand the failure router at once all arrives, each key in order; what
+would not fit its topic is dead-lettered by name."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from hookline.schemas import (
 from hookline.schemas.common import utc_now
 from hookline.schemas.webhooks import Webhook
 from hookline.settings import Settings
+from hookline.worker.destinations import Deferral
 from hookline.worker.failures import DeliveryResult, FailureRouter, RetryTiers
 from hookline.worker.metrics import WorkerMetrics
 from hookline.worker.publisher import RecordPublisher
-from hookline.worker.topics import ensure_topics
+from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, http_channel, read_messages
 
@@ -77,3 +79,34 @@ async def test_letters_of_one_turn_all_arrive_each_organization_in_order(
         partitions = {partition for partition, _ in by_org[org]}
         assert len(partitions) == 1, f"{org} spread over {partitions}"
         assert [sequence for _, sequence in by_org[org]] == list(range(PER_ORG))
+
+
+async def test_deferrals_too_large_to_retry_are_dead_lettered_by_name_not_lost(
+    worker_settings: Settings, producer: AIOKafkaProducer, store: WebhookStore
+) -> None:
+    tiers = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule)
+    own = [*tiers.topics, worker_settings.dlq_topic]
+    servers = worker_settings.kafka_bootstrap_servers
+    await ensure_topics(
+        servers, own, partitions=1, replication_factor=1, configs={MESSAGE_LIMIT: "20000"}
+    )
+    publisher = RecordPublisher(producer, await message_limits(servers, own))
+    router = FailureRouter(publisher, tiers, worker_settings.dlq_topic, WorkerMetrics())
+    org = ORGS[0]
+    channels = [http_channel("https://a.example/in"), http_channel("https://b.example/in")]
+    webhook = await create_webhook(store, org, channels)
+    event = make_event(org, padding="x" * 25_000)
+    deferrals = [Deferral(n, "circuit open") for n in notifications_for(event, webhook)]
+
+    results = await router.defer(deferrals, retries_done=0)
+
+    assert results == [DeliveryResult.GAVE_UP] * 2
+    letters = await read_messages(worker_settings, worker_settings.dlq_topic, 2)
+    for index, message in enumerate(letters):
+        letter = json.loads(message.value)
+        assert letter["reason"] == "too_large_to_retry"
+        assert letter["event"] is None
+        assert letter["event_identity"]["event_id"] == event.event_id
+        assert (letter["webhook_id"], letter["channel_index"]) == (webhook.webhook_id, index)
+        assert letter["last_error"] == "circuit open"
+        assert "20,000 bytes" in letter["omitted"]

@@ -14,6 +14,7 @@ from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import delivery_id, new_organization_id
 from hookline.settings import Settings
+from hookline.worker.topics import MESSAGE_LIMIT, delete_topics, ensure_topics
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import DownFor, Publish, committed_and_end, kafka_frozen, local_kafka_pid
@@ -62,17 +63,25 @@ async def test_no_offset_is_committed_while_a_record_handed_over_before_it_is_un
     org = new_organization_id()
     await create_webhook(store, org, [http_channel(receiver.url())])
     events = [make_event(org) for _ in range(10)]
+    strict = f"{settings.dlq_topic}.strict"  # accepts records of 1,000 bytes
+    servers = settings.kafka_bootstrap_servers
+    await ensure_topics(
+        servers, [strict], partitions=1, replication_factor=1, configs={MESSAGE_LIMIT: "1000"}
+    )
 
-    async with running_worker(settings) as worker:
-        await eventually(lambda: worker.metrics_port is not None)
-        # Fault injection through the worker's own publisher: a record the broker refuses (over
-        # its 1 MiB message limit), so the round carrying it is never acknowledged.
-        parts = worker._parts
-        assert parts is not None
-        await parts.publisher.hand_over(settings.dlq_topic, [(b"stuck", b"x" * 2 * 1024 * 1024)])
-        await publish(*events)
-        await eventually(lambda: len(receiver.received) >= len(events))
-        await asyncio.sleep(3.5)  # a commit interval and the wait for the records
+    try:
+        async with running_worker(settings) as worker:
+            await eventually(lambda: worker.metrics_port is not None)
+            # Fault injection through the worker's own publisher, which does not know that
+            # topic's limit: the round carrying the record is never acknowledged.
+            parts = worker._parts
+            assert parts is not None
+            await parts.publisher.hand_over(strict, [(b"stuck", b"x" * 5000)])
+            await publish(*events)
+            await eventually(lambda: len(receiver.received) >= len(events))
+            await asyncio.sleep(3.5)  # a commit interval and the wait for the records
+    finally:
+        await delete_topics(servers, [strict])
 
     assert len(receiver.received) == len(events)
     offsets = await committed_and_end(settings, settings.topics[0])

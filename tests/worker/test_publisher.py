@@ -11,8 +11,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from hookline.settings import Settings
-from hookline.worker.publisher import RecordPublisher
-from hookline.worker.topics import ensure_topics
+from hookline.worker.failures import RetryTiers
+from hookline.worker.publisher import RecordPublisher, RecordTooLargeError
+from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 from tests.worker.conftest import read_messages
 from tests.worker.support import kafka_frozen, local_kafka_pid
 
@@ -112,13 +113,26 @@ async def test_records_handed_over_while_the_broker_does_not_answer_arrive_once_
     assert sorted(m.value for m in messages) == [b"0", b"1", b"2"]
 
 
+@pytest.fixture
+async def strict_topic(worker_settings: Settings) -> str:
+    """A topic of this test's own (its first retry tier) that accepts records of 1,000 bytes."""
+    name = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule).topics[0]
+    await ensure_topics(
+        worker_settings.kafka_bootstrap_servers,
+        [name],
+        partitions=1,
+        replication_factor=1,
+        configs={MESSAGE_LIMIT: "1000"},
+    )
+    return name
+
+
 async def test_a_round_kafka_refuses_is_kept_and_tried_again_not_dropped(
-    producer: AIOKafkaProducer, topic: str, caplog: pytest.LogCaptureFixture
+    producer: AIOKafkaProducer, strict_topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    publisher = await publisher_for(producer, topic)
-    too_big = b"x" * (2 * 1024 * 1024)  # over the broker's 1 MiB message limit
+    publisher = RecordPublisher(producer)  # not told the topic's limit: Kafka refuses the round
     try:
-        await publisher.hand_over(topic, [(b"org_huge", too_big)])
+        await publisher.hand_over(strict_topic, [(b"org_huge", b"x" * 5000)])
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(publisher.flushed(), 1.5)
     finally:
@@ -126,3 +140,23 @@ async def test_a_round_kafka_refuses_is_kept_and_tried_again_not_dropped(
 
     assert "publishing a round of 1 records failed" in caplog.text
     assert caplog.text.count("retrying in") >= 2
+
+
+async def test_a_record_too_large_for_its_topic_is_refused_at_once_and_nothing_else_waits(
+    worker_settings: Settings, producer: AIOKafkaProducer, strict_topic: str
+) -> None:
+    limits = await message_limits(worker_settings.kafka_bootstrap_servers, [strict_topic])
+    publisher = RecordPublisher(producer, limits)
+    too_large = [(b"org_a", b"fits"), (b"org_a", b"x" * 1000)]
+
+    with pytest.raises(RecordTooLargeError) as refused:
+        await publisher.hand_over(strict_topic, too_large)
+    with pytest.raises(RecordTooLargeError):
+        await publisher.publish(strict_topic, too_large)
+    await publisher.publish(strict_topic, [(b"org_a", b"after")])
+    await publisher.flushed()
+
+    assert (refused.value.topic, refused.value.limit) == (strict_topic, 1000)
+    assert "max.message.bytes" in str(refused.value)
+    messages = await read_messages(worker_settings, strict_topic, 1)
+    assert [m.value for m in messages] == [b"after"]  # neither call queued any of its records

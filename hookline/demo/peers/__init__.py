@@ -10,6 +10,9 @@ from aiohttp import web
 
 __all__ = ["StandInServer"]
 
+_MAX_BODY = 16 * 1024 * 1024
+"""aiohttp refuses bodies over 1 MiB by default; an event may be as large as its topic allows."""
+
 
 class StandInServer(ABC):
     """An aiohttp.web app on a local port; `start` returns its base URL, `stop` frees the port."""
@@ -24,7 +27,7 @@ class StandInServer(ABC):
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on `host:port` (port 0 picks a free one) and return the base URL."""
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_BODY)
         app.add_routes(self.routes())
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
