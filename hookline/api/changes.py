@@ -7,7 +7,7 @@ validated in full. Every write drops expired previous signing secrets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, status
@@ -18,6 +18,7 @@ from hookline.api.redaction import ChannelSecrets
 from hookline.schemas import (
     Channel,
     HttpConfigs,
+    PluginChannel,
     Webhook,
     WebhookConfig,
     WebhookCreate,
@@ -44,9 +45,12 @@ PatchBody = Annotated[dict[str, Any], _documented_as(WebhookPatch)]
 class ConfigChanges:
     """Turns write bodies into configurations, or raises RequestValidationError (422)."""
 
-    def __init__(self, secrets: ChannelSecrets, channel_names: Collection[str]) -> None:
+    def __init__(
+        self, secrets: ChannelSecrets, channels: Mapping[str, type[BaseModel] | None]
+    ) -> None:
+        """`channels`: the installed channels' names, each with its plugin's configs model."""
         self._secrets = secrets
-        self._channel_names = frozenset(channel_names)
+        self._channels = dict(channels)
 
     def create(self, body: dict[str, Any]) -> WebhookConfig:
         """The configuration of a new webhook."""
@@ -87,18 +91,35 @@ class ConfigChanges:
         return {**body, "channels": self._secrets.restore(channels, stored)}
 
     def _check_installed(self, channels: list[Channel]) -> None:
-        unknown = [
-            {
-                "type": "value_error",
-                "loc": ("body", "channels", index, "channel"),
-                "msg": f"no channel named {channel.channel!r} is installed; "
-                f"installed: {', '.join(sorted(self._channel_names))}",
-            }
-            for index, channel in enumerate(channels)
-            if channel.channel not in self._channel_names
-        ]
-        if unknown:
-            raise RequestValidationError(unknown)
+        """Each channel is installed, and a plugin's configs match the plugin's model."""
+        errors: list[dict[str, Any]] = []
+        for index, channel in enumerate(channels):
+            where = ("body", "channels", index)
+            if channel.channel not in self._channels:
+                errors.append(
+                    {
+                        "type": "value_error",
+                        "loc": (*where, "channel"),
+                        "msg": f"no channel named {channel.channel!r} is installed; "
+                        f"installed: {', '.join(sorted(self._channels))}",
+                    }
+                )
+            elif isinstance(channel, PluginChannel):
+                errors += _plugin_config_errors(channel, self._channels[channel.channel], where)
+        if errors:
+            raise RequestValidationError(errors)
+
+
+def _plugin_config_errors(
+    channel: PluginChannel, model: type[BaseModel] | None, where: tuple[str | int, ...]
+) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    try:
+        model.model_validate(channel.configs)
+    except ValidationError as exc:
+        return list(_body_error(exc, (*where, "configs")).errors())
+    return []
 
 
 def _with_http_configs(
@@ -130,11 +151,13 @@ def _validate(model: type[_Model], body: dict[str, Any]) -> _Model:
         raise _body_error(exc) from None
 
 
-def _body_error(exc: ValidationError) -> RequestValidationError:
+def _body_error(
+    exc: ValidationError, where: tuple[str | int, ...] = ("body",)
+) -> RequestValidationError:
     # Without `input` and `ctx`: after restoring, they could hold a stored secret.
     return RequestValidationError(
         [
-            {"type": error["type"], "loc": ("body", *error["loc"]), "msg": error["msg"]}
+            {"type": error["type"], "loc": (*where, *error["loc"]), "msg": error["msg"]}
             for error in exc.errors(include_url=False)
         ]
     )

@@ -62,5 +62,5 @@ def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiS
         outcomes=OutcomeRecorder(redis, keys, webhooks, deliveries),
         catalog=catalog,
         secrets=secrets,
-        changes=ConfigChanges(secrets, catalog.names()),
+        changes=ConfigChanges(secrets, catalog.configs_models()),
     )

@@ -7,7 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import ClassVar, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from hookline.errors import DeliveryError
 from hookline.schemas.common import utc_now
@@ -33,6 +33,20 @@ def configs_of(notification: Notification, kind: type[ConfigsT]) -> ConfigsT:
     return configs
 
 
+def plugin_configs(notification: Notification, model: type[ConfigsT]) -> ConfigsT:
+    """A plugin channel's `configs` validated as `model`; a permanent DeliveryError otherwise
+    (a webhook saved before the plugin's model changed, or before it had one)."""
+    try:
+        return model.model_validate(notification.channel.configs)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'configs'}: {e['msg']}" for e in exc.errors()
+        )
+        raise DeliveryError(
+            f"invalid {notification.channel.channel!r} configs: {problems}", retryable=False
+        ) from None
+
+
 class DeliveryChannel(ABC):
     """Sends one notification to one kind of destination.
 
@@ -44,6 +58,9 @@ class DeliveryChannel(ABC):
     """The `channel` value of the configs this channel sends."""
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     """Names of config fields whose values must never reach a log or `last_error`."""
+    configs_model: ClassVar[type[BaseModel] | None] = None
+    """A plugin's model of its `configs`: the API refuses a webhook whose configs do not match
+    it. Built-in channels leave it None (the webhook schema validates theirs)."""
 
     @abstractmethod
     async def deliver(self, notification: Notification) -> int | None:

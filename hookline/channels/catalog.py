@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import aiohttp
+from pydantic import BaseModel
 
 from hookline.channels.base import DeliveryChannel
 from hookline.channels.outbound_guard import pooled_connector
@@ -141,6 +142,10 @@ class ChannelCatalog:
     def names(self) -> list[str]:
         """Names of every available channel."""
         return sorted(self._channels)
+
+    def configs_models(self) -> dict[str, type[BaseModel] | None]:
+        """Each available channel's model of its configs, where it declares one (plugins)."""
+        return {name: channel.configs_model for name, channel in self._channels.items()}
 
     @classmethod
     async def open(cls, settings: Settings) -> ChannelCatalog:

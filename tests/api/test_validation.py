@@ -99,6 +99,27 @@ async def test_an_installed_plugin_channel_is_accepted(alice: Tenant) -> None:
     assert created["channels"] == [plugin]
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+async def test_a_plugin_channel_whose_configs_its_plugin_refuses_is_a_client_error(
+    alice: Tenant, method: str
+) -> None:
+    existing = await create(alice)
+    plugin = {"channel": "example", "configs": {"to": "ops"}}  # the plugin needs `recipient`
+    body = webhook_body(channels=[http_channel("https://ok.example/in"), plugin])
+    if method == "PATCH":
+        body = {"channels": body["channels"]}
+    path = WEBHOOKS if method == "POST" else f"{WEBHOOKS}/{existing['webhook_id']}"
+
+    response = await alice.http.request(method, path, json=body)
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "channels", 1, "configs", "recipient"]
+    assert error["msg"] == "Field required"
+    stored = await alice.http.get(f"{WEBHOOKS}/{existing['webhook_id']}")
+    assert stored.json()["updated_at"] == existing["updated_at"]
+
+
 async def test_a_webhook_whose_plugin_is_gone_can_still_be_paused(
     alice: Tenant, webhook_store: WebhookStore
 ) -> None:
