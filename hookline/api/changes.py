@@ -118,7 +118,7 @@ def _plugin_config_errors(
     try:
         model.model_validate(channel.configs)
     except ValidationError as exc:
-        return list(_body_error(exc, (*where, "configs")).errors())
+        return _errors_at(exc, (*where, "configs"))
     return []
 
 
@@ -151,13 +151,13 @@ def _validate(model: type[_Model], body: dict[str, Any]) -> _Model:
         raise _body_error(exc) from None
 
 
-def _body_error(
-    exc: ValidationError, where: tuple[str | int, ...] = ("body",)
-) -> RequestValidationError:
+def _body_error(exc: ValidationError) -> RequestValidationError:
+    return RequestValidationError(_errors_at(exc, ("body",)))
+
+
+def _errors_at(exc: ValidationError, where: tuple[str | int, ...]) -> list[dict[str, Any]]:
     # Without `input` and `ctx`: after restoring, they could hold a stored secret.
-    return RequestValidationError(
-        [
-            {"type": error["type"], "loc": (*where, *error["loc"]), "msg": error["msg"]}
-            for error in exc.errors(include_url=False)
-        ]
-    )
+    return [
+        {"type": error["type"], "loc": (*where, *error["loc"]), "msg": error["msg"]}
+        for error in exc.errors(include_url=False)
+    ]

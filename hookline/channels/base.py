@@ -10,7 +10,7 @@ from typing import ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from hookline.errors import DeliveryError
-from hookline.schemas.common import utc_now
+from hookline.schemas.common import utc_now, validation_summary
 from hookline.schemas.deliveries import DeliveryAttempt, DeliveryOutcome, Notification
 
 logger = logging.getLogger(__name__)
@@ -39,9 +39,7 @@ def plugin_configs(notification: Notification, model: type[ConfigsT]) -> Configs
     try:
         return model.model_validate(notification.channel.configs)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'configs'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = validation_summary(exc, "configs")
         raise DeliveryError(
             f"invalid {notification.channel.channel!r} configs: {problems}", retryable=False
         ) from None

@@ -15,6 +15,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     SerializationInfo,
+    ValidationError,
 )
 
 REDACTED = "**********"
@@ -69,3 +70,11 @@ def _dump_secret(value: SecretStr, info: SerializationInfo) -> str:
 
 Secret = Annotated[SecretStr, PlainSerializer(_dump_secret, return_type=str)]
 """A write-only value: redacted when serialized unless the context says REVEAL_SECRETS."""
+
+
+def validation_summary(exc: ValidationError, whole: str, limit: int = 5) -> str:
+    """The first `limit` problems of `exc` on one line, each at its field (`whole` for the
+    value itself), without the input: it may hold a secret."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()[:limit]
+    )

@@ -25,7 +25,7 @@ from hookline.worker.destinations import DestinationGate
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
-from hookline.worker.publisher import RecordPublisher
+from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Components:
                 lambda: _ensure_topics(settings, tiers), what="creating topics"
             )
             producer = await until_done(
-                lambda: _start_producer(settings, min(limits.values())), what="connecting to Kafka"
+                lambda: _start_producer(settings, limits), what="connecting to Kafka"
             )
             started.push_async_callback(producer.stop)
             catalog = await ChannelCatalog.open(settings)
@@ -121,7 +121,8 @@ async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> dict[str, int
     await ensure_topics(
         servers, settings.topics, partitions=partitions, replication_factor=replicas
     )
-    needed = max((await message_limits(servers, settings.topics)).values()) + _RECORD_HEADROOM
+    sources = await message_limits(servers, settings.topics)
+    needed = max(sources.values(), default=KAFKA_DEFAULT_LIMIT) + _RECORD_HEADROOM
     own = [*tiers.topics, settings.dlq_topic]
     await ensure_topics(
         servers,
@@ -153,14 +154,14 @@ that leaves (measured: 280 us of CPU per record at 16 KiB, 40 us at 256 KiB). Be
 broker's 1 MiB message limit."""
 
 
-async def _start_producer(settings: Settings, smallest_limit: int) -> AIOKafkaProducer:
+async def _start_producer(settings: Settings, limits: dict[str, int]) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         # A batch of several records must fit every topic it may go to.
-        max_batch_size=min(_PRODUCER_BATCH_BYTES, smallest_limit),
+        max_batch_size=min([_PRODUCER_BATCH_BYTES, *limits.values()]),
     )
     try:
         await producer.start()

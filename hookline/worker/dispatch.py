@@ -18,6 +18,7 @@ from hookline.schemas import (
     Notification,
     notifications_for,
 )
+from hookline.schemas.common import validation_summary
 from hookline.schemas.retries import RetryRecord
 from hookline.worker.backoff import until_done
 from hookline.worker.destinations import Deferral, DestinationGate
@@ -48,13 +49,7 @@ def decode_event(raw: bytes | None) -> EventEnvelope:
         reason = (
             "not JSON" if exc.errors()[0]["type"] == "json_invalid" else "not an event envelope"
         )
-        raise InvalidMessageError(f"{reason}: {_summary(exc)}") from None
-
-
-def _summary(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:5]
-    )
+        raise InvalidMessageError(f"{reason}: {validation_summary(exc, 'message')}") from None
 
 
 @dataclasses.dataclass(frozen=True)
