@@ -53,6 +53,11 @@ class Options:
     worker_tree: Path | None = None
 
 
+SETTLE_SECONDS = 2.0
+"""A destination that stops answering holds its deliveries a second before it counts as slow;
+rates from this long after the first arrival show the cost once it is known to be dead."""
+
+
 @dataclass
 class Drain:
     """What one backlog drain measured."""
@@ -67,6 +72,15 @@ class Drain:
         """Distinct deliveries per second at the sink, first arrival to last."""
         span = self.stats["last"] - self.stats["first"]
         return (self.stats["unique"] - 1) / span if span > 0 else 0.0
+
+    @property
+    def settled_per_second(self) -> float:
+        """Deliveries per second from `SETTLE_SECONDS` after the first arrival to the last (a
+        drain with `arrivals`): without the second a dead destination takes to count as slow."""
+        arrivals: list[float] = self.stats["arrivals"]
+        settled = [at for at in arrivals if at >= arrivals[0] + SETTLE_SECONDS]
+        span = settled[-1] - settled[0] if len(settled) > 1 else 0.0
+        return (len(settled) - 1) / span if span > 0 else 0.0
 
     @property
     def cpu_us(self) -> float | None:
@@ -142,17 +156,23 @@ class Bench:
         await register_webhooks(self.store, org, urls)
         return org
 
-    async def drain(self, name: str, urls: list[str], events: int, expect: int) -> Drain:
-        """Publish `events` events first, then start a worker and time the sink receiving them."""
+    async def drain(
+        self, name: str, urls: list[str], events: int, expect: int, *, arrivals: bool = False
+    ) -> Drain:
+        """Publish `events` events first, then start a worker and time the sink receiving them
+        (with `arrivals`, keeping each delivery's arrival time in the stats too)."""
         topic = f"{self.prefix}-{name}"
         await self.kafka.create(topic)
         org = await self.organization(urls)
         publish_seconds = await publish_backlog(self.kafka, topic, org, events, name)
-        await self.sink.reset()
+        await self.sink.reset(latency=arrivals)
         worker = await self.start_worker(name)
         try:
             async with sampling_memory(worker):
                 stats = await self.sink.wait_for(expect, 120 + expect / 200, worker)
+            if arrivals:
+                series = (await self.sink.stats(series=True))["series"]
+                stats["arrivals"] = sorted(at for at, _ in series)
             metrics = await worker.metrics(self.sink.session)
         finally:
             await worker.stop(self.options.stop_within)
@@ -364,7 +384,8 @@ async def _pair(bench: Bench, name: str, *, dead: bool, dead_first: bool) -> tup
     }
     order = ["dead", "alone"] if dead_first else ["alone", "dead"]
     drains = {
-        case: await bench.drain(f"{name}-{case}", urls[case], events, events) for case in order
+        case: await bench.drain(f"{name}-{case}", urls[case], events, events, arrivals=True)
+        for case in order
     }
     return drains["alone"], drains["dead"]
 
@@ -391,6 +412,11 @@ def _isolation_rows(
             "control, no dead destination: best drains / each pair",
             f"{_percent(_best_cost(control))} / {', '.join(map(_percent, checks))}",
         ),
+        row(
+            f"once found dead (from {SETTLE_SECONDS:.0f} s on): cost, best drains / each pair",
+            _settled_costs(pairs),
+        ),
+        row("  control: the same, no dead destination", _settled_costs(control)),
         row("worker CPU per healthy delivery, alone / + dead (least)", _cpu_cost(pairs, "cpu_us")),
         row("  control: the same, no dead destination", _cpu_cost(control, "cpu_us")),
         row(
@@ -404,6 +430,15 @@ def _isolation_rows(
 def _best_cost(drains: list[tuple[Drain, Drain]]) -> float:
     alone = max(a.per_second for a, _ in drains)
     return 1 - max(d.per_second for _, d in drains) / alone if alone else 0.0
+
+
+def _settled_costs(drains: list[tuple[Drain, Drain]]) -> str:
+    rates = [(a.settled_per_second, d.settled_per_second) for a, d in drains]
+    if not all(alone and mixed for alone, mixed in rates):
+        return "n/a (drains shorter than that)"
+    best = 1 - max(mixed for _, mixed in rates) / max(alone for alone, _ in rates)
+    each = [1 - mixed / alone for alone, mixed in rates]
+    return f"{_percent(best)} / {', '.join(map(_percent, each))}"
 
 
 def _pair_costs(drains: list[tuple[Drain, Drain]]) -> list[float]:
