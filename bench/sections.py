@@ -427,22 +427,32 @@ def _isolation_rows(
     ]
 
 
-def _best_cost(drains: list[tuple[Drain, Drain]]) -> float:
-    alone = max(a.per_second for a, _ in drains)
-    return 1 - max(d.per_second for _, d in drains) / alone if alone else 0.0
+Rate = Callable[[Drain], float]
+
+
+def _per_second(drain: Drain) -> float:
+    return drain.per_second
+
+
+def _settled_per_second(drain: Drain) -> float:
+    return drain.settled_per_second
+
+
+def _best_cost(drains: list[tuple[Drain, Drain]], rate: Rate = _per_second) -> float:
+    alone = max(rate(a) for a, _ in drains)
+    return 1 - max(rate(d) for _, d in drains) / alone if alone else 0.0
 
 
 def _settled_costs(drains: list[tuple[Drain, Drain]]) -> str:
-    rates = [(a.settled_per_second, d.settled_per_second) for a, d in drains]
-    if not all(alone and mixed for alone, mixed in rates):
+    rate = _settled_per_second
+    if not all(rate(drain) for pair in drains for drain in pair):
         return "n/a (drains shorter than that)"
-    best = 1 - max(mixed for _, mixed in rates) / max(alone for alone, _ in rates)
-    each = [1 - mixed / alone for alone, mixed in rates]
-    return f"{_percent(best)} / {', '.join(map(_percent, each))}"
+    each = _pair_costs(drains, rate)
+    return f"{_percent(_best_cost(drains, rate))} / {', '.join(map(_percent, each))}"
 
 
-def _pair_costs(drains: list[tuple[Drain, Drain]]) -> list[float]:
-    return [1 - d.per_second / a.per_second for a, d in drains if a.per_second]
+def _pair_costs(drains: list[tuple[Drain, Drain]], rate: Rate = _per_second) -> list[float]:
+    return [1 - rate(d) / rate(a) for a, d in drains if rate(a)]
 
 
 def _percent(value: float) -> str:
