@@ -37,6 +37,14 @@ _COMMIT_INTERVAL = 1.0
 """Seconds between commits while consuming: a commit per fetch costs the worker and the broker
 as much CPU as the events themselves at a steady rate. Redelivery after a crash is bounded by
 it, and is harmless: delivered markers keep what succeeded from being sent again."""
+_REFILL_SHARE = 10
+"""A full window takes new events again once a 1/_REFILL_SHARE of it is free: fetching a few
+events each time one finishes would pay a fetch's cost for each."""
+_PAUSE_AFTER = 10.0
+"""Seconds a window may stay full before its partitions are paused. Until then fetching only
+waits: aiokafka drops what it fetched ahead for a paused partition, to fetch it again on resume,
+and leaves it (up to a megabyte a partition) in reference cycles for the collector. Past it, a
+paused consumer polls on, so that its group does not take it for dead (max.poll.interval.ms)."""
 
 
 class Worker:
@@ -49,6 +57,8 @@ class Worker:
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: dict[TopicPartition, asyncio.TimerHandle] = {}
         self._full = False
+        self._held_since: float | None = None
+        self._room_made = asyncio.Event()
         self._last_beat = time.monotonic()
         self._last_lag_report = 0.0
         self._parts: Components | None = None
@@ -97,20 +107,26 @@ class Worker:
         return True
 
     async def _consume_routine(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
         while not self._stopping.is_set():
-            self._apply_backpressure()
-            try:
-                batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=self._room())
-            except KafkaError as exc:
-                logger.warning("fetch failed (%r); retrying", exc)
-                await asyncio.sleep(1)
-                continue
-            for tp, messages in batch.items():
-                self._take(tp, messages)
+            if self._holding():
+                await self._wait_for_room()
+            else:
+                await self._fetch()
             self._commit_behind()
             await self._report()
+
+    async def _fetch(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        self._apply_backpressure()
+        try:
+            batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=self._room())
+        except KafkaError as exc:
+            logger.warning("fetch failed (%r); retrying", exc)
+            await asyncio.sleep(1)
+            return
+        for tp, messages in batch.items():
+            self._take(tp, messages)
 
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
         if tp.topic not in self._retry_topics:
@@ -137,6 +153,8 @@ class Worker:
 
     def _forget_task(self, task: asyncio.Task[None]) -> None:
         del self._tasks[task]
+        if self._held_since is not None and len(self._tasks) <= self._refill_at:
+            self._room_made.set()
 
     async def _handle_event(self, message: ConsumerRecord) -> None:
         parts = self._parts
@@ -181,10 +199,36 @@ class Worker:
     def _room(self) -> int:
         return max(1, self._settings.max_in_flight - len(self._tasks))
 
+    @property
+    def _refill_at(self) -> int:
+        limit = self._settings.max_in_flight
+        return limit - max(1, limit // _REFILL_SHARE)
+
+    def _window_full(self) -> bool:
+        """Whether fetching waits: from when the window fills until it has room to refill."""
+        in_flight = len(self._tasks)
+        if in_flight >= self._settings.max_in_flight:
+            if self._held_since is None:
+                self._held_since = time.monotonic()
+        elif in_flight <= self._refill_at:
+            self._held_since = None
+        return self._held_since is not None
+
+    def _holding(self) -> bool:
+        """Whether to wait for room without polling: the window is full, but not for long."""
+        held_since = self._held_since if self._window_full() else None
+        return held_since is not None and time.monotonic() - held_since < _PAUSE_AFTER
+
+    async def _wait_for_room(self) -> None:
+        self._room_made.clear()
+        # Bounded, so that a stop, a commit and the liveness beat are not held up.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._room_made.wait(), _POLL_MS / 1000)
+
     def _apply_backpressure(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        full = len(self._tasks) >= self._settings.max_in_flight
+        full = self._window_full()
         if full and not self._full:
             consumer.pause(*consumer.assignment())
         elif self._full and not full:

@@ -56,6 +56,27 @@ async def test_events_in_flight_stay_within_the_bound(
     assert len({r.webhook_id for r in receiver.received}) == 30
 
 
+async def test_a_window_full_for_long_pauses_fetching_then_takes_every_event(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    # Past 10 s full, the worker pauses its partitions (aiokafka drops what it fetched ahead
+    # for them) and polls on; on resume those events must be fetched again, none lost.
+    org = new_organization_id()
+    await create_webhook(store, org, [http_channel(receiver.url(), timeout=20)])
+    receiver.delay = 11.0
+    settings = worker_settings.model_copy(update={"max_in_flight": 2})
+    await publish(*(make_event(org) for _ in range(12)))
+
+    async with running_worker(settings) as worker:
+        await eventually(lambda: receiver.in_flight == 2)
+        receiver.delay = 0.0  # for later requests: these two still take 11 s
+        await eventually(lambda: len(receiver.received) >= 12, within=30)
+        assert await metric(worker, "hookline_events_in_flight") <= 2
+
+    assert len({r.webhook_id for r in receiver.received}) == 12
+    assert receiver.max_in_flight == 2
+
+
 async def test_health_readiness_and_metrics_are_served(
     worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
 ) -> None:
