@@ -49,20 +49,20 @@ async def _worker(settings: Settings, args: argparse.Namespace) -> None:
     await worker.run()
 
 
-_YOUNG_COLLECTION_THRESHOLD = 20_000
+_YOUNG_COLLECTION_THRESHOLD = 100_000
 """Allocations between young-generation collections (CPython's default is 700). A busy worker
 allocates many short-lived containers per delivery (tasks, futures, dicts, models), nearly all
-freed by reference counting, so collecting every 700 was mostly wasted: it took about a quarter
-of the worker's CPU (bench/RESULTS.md: 350 against 250 us per delivery). Not higher: at 50,000
-the worker's RSS grew to 1 GB while 200,000 events drained (100 MB at 20,000 and at 700); the
-collections find no garbage cycles per event, and why the memory grows is not understood yet."""
+freed by reference counting; what a young collection walks is mostly the in-flight window's
+waiting events, and it finds nothing to free: at 700 it took a quarter of the worker's CPU,
+at 20,000 up to 27 us per event, at 100,000 none in a 40,000-event drain (bench/RESULTS.md).
+Peak RSS stays at 120 MB on a 300,000-event backlog. (It grew to 1 GB at 50,000 while the worker
+still paused its partitions whenever its window filled: each pause left aiokafka's fetched-ahead
+records in reference cycles that only a collection frees, a megabyte each.)"""
 
-_YOUNG_COLLECTIONS_PER_MIDDLE = 100
-"""Young collections between collections of the middle generation (CPython's default is 10).
-Events that wait in the in-flight window for a destination's slot survive a young collection or
-two; each middle collection walked all of them again and found nothing to free: 5 to 9 us per
-event, 11 to 19 us less per delivery at 100 (bench/RESULTS.md, session 5), peak RSS on the
-1,000,000-event backlog unchanged (129 MB)."""
+_YOUNG_COLLECTIONS_PER_MIDDLE = 20
+"""Young collections between collections of the middle generation (CPython's default is 10):
+one every 2,000,000 allocations. Events that wait in the in-flight window survive a young
+collection; each middle collection walked all of them again and found nothing to free."""
 
 
 def _tune_collector() -> None:
