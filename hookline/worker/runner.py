@@ -56,7 +56,7 @@ class Worker:
         self._tracker = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
         self._waiting: dict[TopicPartition, asyncio.TimerHandle] = {}
-        self._full = False
+        self._paused = False
         self._held_since: float | None = None
         self._room_made = asyncio.Event()
         self._last_beat = time.monotonic()
@@ -193,7 +193,7 @@ class Worker:
     def _resume_due(self, tp: TopicPartition) -> None:
         self._waiting.pop(tp, None)
         consumer = self._consumer
-        if consumer is not None and tp in consumer.assignment() and not self._full:
+        if consumer is not None and tp in consumer.assignment() and not self._paused:
             consumer.resume(tp)
 
     def _room(self) -> int:
@@ -204,19 +204,17 @@ class Worker:
         limit = self._settings.max_in_flight
         return limit - max(1, limit // _REFILL_SHARE)
 
-    def _window_full(self) -> bool:
-        """Whether fetching waits: from when the window fills until it has room to refill."""
+    def _holding(self) -> bool:
+        """Whether to wait for room without polling: the window is full, but not for long.
+
+        Full from when it fills until it has room to refill (`_held_since` says since when)."""
         in_flight = len(self._tasks)
         if in_flight >= self._settings.max_in_flight:
             if self._held_since is None:
                 self._held_since = time.monotonic()
         elif in_flight <= self._refill_at:
             self._held_since = None
-        return self._held_since is not None
-
-    def _holding(self) -> bool:
-        """Whether to wait for room without polling: the window is full, but not for long."""
-        held_since = self._held_since if self._window_full() else None
+        held_since = self._held_since
         return held_since is not None and time.monotonic() - held_since < _PAUSE_AFTER
 
     async def _wait_for_room(self) -> None:
@@ -228,12 +226,12 @@ class Worker:
     def _apply_backpressure(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        full = self._window_full()
-        if full and not self._full:
+        full = self._held_since is not None  # and for longer than _PAUSE_AFTER: see _holding
+        if full and not self._paused:
             consumer.pause(*consumer.assignment())
-        elif self._full and not full:
+        elif self._paused and not full:
             consumer.resume(*(consumer.assignment() - set(self._waiting)))
-        self._full = full
+        self._paused = full
 
     def _commit_behind(self) -> None:
         """Commit what is finished without holding up fetching (a commit is a broker round trip
