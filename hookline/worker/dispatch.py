@@ -185,7 +185,7 @@ class Dispatcher:
         if isinstance(attempt, DeliveryAttempt) and _is_blip(attempt):
             await self._record(notification, attempt)
             await asyncio.sleep(self.blip_retry_delay)
-            notification = dataclasses.replace(notification, attempt=notification.attempt + 1)
+            notification = notification._replace(attempt=notification.attempt + 1)
             attempt = await self._attempt(notification)
         if isinstance(attempt, Deferral):  # waited for a slot until the destination was slow
             [result] = await self._defer([attempt], retries_done)

@@ -147,7 +147,7 @@ async def test_every_attempt_carries_the_same_webhook_id(
 ) -> None:
     first = notification_for(channel_config)
     await channel.send(first)
-    await channel.send(dataclasses.replace(first, attempt=2))
+    await channel.send(first._replace(attempt=2))
 
     ids = [request.headers["webhook-id"] for request in receiver.requests]
     assert ids == [first.delivery_id, first.delivery_id]
@@ -194,7 +194,7 @@ async def test_event_data_beyond_64_bit_integers_is_sent_exactly(
 ) -> None:
     notification = notification_for(channel_config)
     event = notification.event.model_copy(update={"data": {"big": 2**70, "text": "Grüße"}})
-    attempt = await channel.send(dataclasses.replace(notification, event=event))
+    attempt = await channel.send(notification._replace(event=event))
 
     assert attempt.delivered, attempt.error
     [request] = receiver.requests

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -64,7 +63,7 @@ class TestSlackContract(ChannelContract):
 
 def orders_notification(config: dict[str, Any], **data: Any) -> Notification:
     event = make_event(**data) if data else make_event()
-    return replace(notification_for(config), event=event, webhook_name="Orders <EU> & more")
+    return notification_for(config)._replace(event=event, webhook_name="Orders <EU> & more")
 
 
 async def test_bot_message_arrives_in_the_channel_with_the_sender_overrides(

@@ -9,7 +9,6 @@ import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +133,7 @@ async def test_default_subject_and_body_show_the_event(
     event = notification.event.model_copy(
         update={"data": {"object_id": "obj_7", "note": "O'Brien <ops> & Zoë"}}
     )
-    notification = replace(notification, event=event)
+    notification = notification._replace(event=event)
 
     attempt = await channel.send(notification)
 
@@ -175,7 +174,7 @@ async def test_default_html_body_escapes_event_data(
 ) -> None:
     notification = email(to_addresses=["ops@example.com"], content_type="html")
     event = notification.event.model_copy(update={"data": {"title": "<script>x</script>"}})
-    attempt = await channel.send(replace(notification, event=event))
+    attempt = await channel.send(notification._replace(event=event))
 
     assert attempt.outcome is DeliveryOutcome.DELIVERED, attempt.error
     plain, rich = smtp_server.messages[0].message.iter_parts()
@@ -295,7 +294,7 @@ async def test_line_break_in_subject_is_refused(
     notification = email(to_addresses=["ops@example.com"], subject_template=subject_template)
     event = notification.event.model_copy(update={"data": {"title": title}})
 
-    attempt = await channel.send(replace(notification, event=event))
+    attempt = await channel.send(notification._replace(event=event))
 
     assert_failed(attempt, DeliveryOutcome.PERMANENT, None)
     assert "subject_template" in (attempt.error or "")

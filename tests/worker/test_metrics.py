@@ -1,0 +1,82 @@
+"""The per-delivery metrics as a Prometheus scrape shows them."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome
+from hookline.schemas.common import utc_now
+from hookline.worker.metrics import WorkerMetrics
+
+
+def scrape(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition text, by name and labels."""
+    text = generate_latest(metrics.registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def attempt(
+    outcome: DeliveryOutcome, latency_ms: float, channel: str = "webhook"
+) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        delivery_id="msg_1",
+        webhook_id="wh_1",
+        event_id="evt_1",
+        channel=channel,
+        attempt=1,
+        outcome=outcome,
+        at=utc_now(),
+        latency_ms=latency_ms,
+    )
+
+
+def test_attempts_are_counted_by_channel_and_outcome() -> None:
+    metrics = WorkerMetrics()
+    now = time.time()
+    metrics.observe(attempt(DeliveryOutcome.DELIVERED, 3.0), now)
+    metrics.observe(attempt(DeliveryOutcome.DELIVERED, 3.0), now)
+    metrics.observe(attempt(DeliveryOutcome.RETRYABLE, 3.0, channel="slack"), now)
+    metrics.observe_deferrals(["webhook", "webhook"])
+    metrics.count_retries("slack")
+
+    samples = scrape(metrics)
+
+    def deliveries(channel: str, outcome: str) -> float:
+        labels = (("channel", channel), ("outcome", outcome))
+        return samples[("hookline_deliveries_total", labels)]
+
+    assert deliveries("webhook", "delivered") == 2
+    assert deliveries("slack", "retryable") == 1
+    assert deliveries("webhook", "deferred") == 2
+    assert samples[("hookline_retries_scheduled_total", (("channel", "slack"),))] == 1
+    # Only a delivered attempt has an end-to-end lag.
+    assert samples[("hookline_end_to_end_lag_seconds_count", (("channel", "webhook"),))] == 2
+    assert ("hookline_end_to_end_lag_seconds_count", (("channel", "slack"),)) not in samples
+
+
+def test_latency_buckets_are_cumulative_and_include_their_bound() -> None:
+    metrics = WorkerMetrics()
+    for latency_ms in (5.0, 5.1, 40.0, 31_000.0):
+        metrics.observe(attempt(DeliveryOutcome.DELIVERED, latency_ms), time.time())
+
+    samples = scrape(metrics)
+
+    def bucket(le: str) -> float:
+        labels = (("channel", "webhook"), ("le", le))
+        return samples[("hookline_delivery_latency_seconds_bucket", labels)]
+
+    assert bucket("0.005") == 1  # 5 ms is within the 5 ms bucket
+    assert bucket("0.01") == 2
+    assert bucket("0.05") == 3
+    assert bucket("30.0") == 3
+    assert bucket("+Inf") == 4
+    name = "hookline_delivery_latency_seconds"
+    assert samples[(f"{name}_count", (("channel", "webhook"),))] == 4
+    assert abs(samples[(f"{name}_sum", (("channel", "webhook"),))] - 31.0501) < 1e-9
