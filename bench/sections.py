@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 import uuid
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
 from bench import raw
@@ -21,7 +23,9 @@ from bench.stack import (
     Kafka,
     Sink,
     WorkerRun,
+    event_bytes,
     free_port,
+    now_iso,
     publish_backlog,
     publish_paced,
     register_webhooks,
@@ -30,6 +34,8 @@ from bench.stack import (
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
 from hookline.schemas import WebhookEventType, new_organization_id
 from hookline.settings import Settings
+from hookline.worker.components import Components
+from hookline.worker.dispatch import Dispatcher
 
 FANOUTS = (1, 4, 16)
 
@@ -44,6 +50,7 @@ class Options:
     latency_seconds: float
     isolation_events: int
     isolation_rounds: int
+    refusals: int
     lookups: int
     stop_within: float
     warm_up: float
@@ -501,11 +508,127 @@ async def _timed(count: int, call: Callable[[int], Awaitable[object]]) -> float:
     return count / (time.perf_counter() - started)
 
 
+async def deferral(bench: Bench) -> None:
+    """A refused delivery's worker CPU, in this process with the worker's own parts: events whose
+    one webhook's destination refuses them (it never answers) against events no webhook wants.
+
+    Steadier than the isolation drains, which time four processes sharing two cores: here only
+    this process's CPU counts, the least of several rounds, retry records acknowledged by Kafka."""
+    name = f"{bench.prefix}-deferral"
+    settings = bench.settings.model_copy(
+        update={
+            "redis_key_prefix": bench.prefix,
+            "topics": [name],
+            "retry_topic_prefix": f"{name}-retry",
+            "dlq_topic": f"{name}-dlq",
+            "metrics_port": 0,
+            "allow_private_destinations": True,
+        }
+    )
+    parts = await Components.open(settings, alive=lambda: True, ready=_always_ready)
+    dead_org = await bench.organization([bench.sink.dead_url("/deferral")])
+    events = _Events(name)
+    stuck = await _until_refused(
+        parts.dispatcher, events.of(dead_org, 1 + settings.destination_concurrency)
+    )
+    try:
+        idle_org, count = new_organization_id(), bench.options.refusals
+        costs: dict[str, list[float]] = {"dead": [], "idle": []}
+        for _ in range(_DEFERRAL_ROUNDS):
+            costs["dead"].append(await _cpu_per_event(parts, events.of(dead_org, count)))
+            costs["idle"].append(await _cpu_per_event(parts, events.of(idle_org, count)))
+    finally:
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
+        await parts.aclose()
+    dead, idle = min(costs["dead"]), min(costs["idle"])
+    rounds = f"least of {_DEFERRAL_ROUNDS} rounds of {count:,} events"
+    bench.add(
+        Row(
+            "deferral",
+            f"refused delivery: worker CPU in process ({rounds})",
+            f"{dead - idle:.1f} us",
+        ),
+        Row("deferral", "  an event no webhook wants (decode, lookup)", f"{idle:.1f} us"),
+    )
+
+
+_DEFERRAL_ROUNDS = 6
+
+
+async def _always_ready() -> bool:
+    return True
+
+
+class _Events:
+    """Kafka records of events as the worker would consume them, numbered across calls."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self._next = 0
+        self._occurred_at = now_iso()
+
+    def of(self, org: str, count: int) -> list[ConsumerRecord]:
+        first, self._next = self._next, self._next + count
+        return [
+            ConsumerRecord(
+                self._topic,
+                0,
+                n,
+                0,
+                0,
+                org.encode(),
+                event_bytes("deferral", n, org, self._occurred_at),
+                None,
+                0,
+                0,
+                [],
+            )
+            for n in range(first, first + count)
+        ]
+
+
+async def _until_refused(
+    dispatcher: Dispatcher, first: list[ConsumerRecord]
+) -> list[asyncio.Task[object]]:
+    """Take events to the silent destination until it refuses them at once (its slots are held
+    by sends that will not be answered); return the tasks of those sends."""
+    stuck: list[asyncio.Task[object]] = [
+        asyncio.create_task(dispatcher.handle_event(message)) for message in first
+    ]
+    probe = first[-1]
+    while True:
+        await asyncio.sleep(0.2)
+        try:
+            await asyncio.wait_for(dispatcher.handle_event(probe), 0.05)
+            return stuck
+        except TimeoutError:
+            continue
+
+
+async def _cpu_per_event(parts: Components, messages: list[ConsumerRecord]) -> float:
+    """Microseconds of this process's CPU per event, handled one after the other.
+
+    With the collector off: the worker's young collections are rare (hookline.cli), the
+    driver's default would count a collection every few events."""
+    gc.disable()
+    try:
+        started = time.process_time()
+        for message in messages:
+            await parts.dispatcher.handle_event(message)
+        await parts.publisher.flushed()
+        return (time.process_time() - started) / len(messages) * 1e6
+    finally:
+        gc.enable()
+
+
 SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "raw": raw_limits,
     "throughput": throughput,
     "latency": latency,
     "isolation": isolation,
+    "deferral": deferral,
     "registry": registry_lookups,
     "memory": memory,
 }
