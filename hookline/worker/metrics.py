@@ -51,9 +51,9 @@ class WorkerMetrics:
         key = (attempt.channel, attempt.outcome)
         tally.attempts[key] = tally.attempts.get(key, 0) + 1
         if attempt.tried:  # a deferral took no time at the peer
-            tally.latency_of(attempt.channel).observe(attempt.latency_ms / 1000)
+            _of(tally.latency, attempt.channel, _LATENCY_BUCKETS).observe(attempt.latency_ms / 1000)
         if attempt.delivered:
-            tally.lag_of(attempt.channel).observe(time.time() - occurred_at)
+            _of(tally.lag, attempt.channel, _LAG_BUCKETS).observe(time.time() - occurred_at)
 
     def observe_deferrals(self, channels: list[str]) -> None:
         """Count deliveries deferred before they were tried, one channel name each."""
@@ -102,20 +102,6 @@ class _DeliveryTally(Collector):
         self.latency: dict[str, _Buckets] = {}
         self.lag: dict[str, _Buckets] = {}
 
-    def latency_of(self, channel: str) -> _Buckets:
-        """The channel's attempt-latency histogram."""
-        buckets = self.latency.get(channel)
-        if buckets is None:
-            buckets = self.latency[channel] = _Buckets(_LATENCY_BUCKETS)
-        return buckets
-
-    def lag_of(self, channel: str) -> _Buckets:
-        """The channel's end-to-end-lag histogram."""
-        buckets = self.lag.get(channel)
-        if buckets is None:
-            buckets = self.lag[channel] = _Buckets(_LAG_BUCKETS)
-        return buckets
-
     def collect(self) -> Iterator[Metric]:
         deliveries = CounterMetricFamily(
             "hookline_deliveries",
@@ -141,6 +127,14 @@ class _DeliveryTally(Collector):
             "From the event's occurred_at to its successful delivery.",
             self.lag,
         )
+
+
+def _of(by_channel: dict[str, _Buckets], channel: str, bounds: tuple[float, ...]) -> _Buckets:
+    """The channel's histogram in `by_channel`, new the first time."""
+    buckets = by_channel.get(channel)
+    if buckets is None:
+        buckets = by_channel[channel] = _Buckets(bounds)
+    return buckets
 
 
 def _histogram(name: str, documentation: str, by_channel: dict[str, _Buckets]) -> Metric:
