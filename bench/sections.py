@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import statistics
 import time
@@ -526,12 +527,13 @@ async def deferral(bench: Bench) -> None:
         }
     )
     parts = await Components.open(settings, alive=lambda: True, ready=_always_ready)
-    dead_org = await bench.organization([bench.sink.dead_url("/deferral")])
     events = _Events(name)
-    stuck = await _until_refused(
-        parts.dispatcher, events.of(dead_org, 1 + settings.destination_concurrency)
-    )
+    stuck: list[asyncio.Task[object]] = []
     try:
+        dead_org = await bench.organization([bench.sink.dead_url("/deferral")])
+        first = events.of(dead_org, 1 + settings.destination_concurrency)
+        stuck += [asyncio.create_task(parts.dispatcher.handle_event(m)) for m in first]
+        await _until_refused(parts.dispatcher, first[-1])
         idle_org, count = new_organization_id(), bench.options.refusals
         costs: dict[str, list[float]] = {"dead": [], "idle": []}
         for _ in range(_DEFERRAL_ROUNDS):
@@ -589,22 +591,19 @@ class _Events:
         ]
 
 
-async def _until_refused(
-    dispatcher: Dispatcher, first: list[ConsumerRecord]
-) -> list[asyncio.Task[object]]:
-    """Take events to the silent destination until it refuses them at once (its slots are held
-    by sends that will not be answered); return the tasks of those sends."""
-    stuck: list[asyncio.Task[object]] = [
-        asyncio.create_task(dispatcher.handle_event(message)) for message in first
-    ]
-    probe = first[-1]
-    while True:
+_REFUSED_WITHIN = 30.0
+
+
+async def _until_refused(dispatcher: Dispatcher, probe: ConsumerRecord) -> None:
+    """Wait until the silent destination, its slots held by sends it will not answer, refuses
+    `probe`'s delivery at once (the gate gives up on a destination silent for a second)."""
+    deadline = time.monotonic() + _REFUSED_WITHIN
+    while time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(dispatcher.handle_event(probe), 0.05)
-            return stuck
-        except TimeoutError:
-            continue
+            return
+    raise RuntimeError(f"the silent destination was still not refused after {_REFUSED_WITHIN} s")
 
 
 async def _cpu_per_event(parts: Components, messages: list[ConsumerRecord]) -> float:
