@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from hookline.errors import ConfigurationError
 
@@ -65,6 +66,10 @@ async def message_limits(bootstrap_servers: str, names: list[str]) -> dict[str, 
     limits: dict[str, int] = {}
     for response in responses:
         for code, message, _type, name, entries, *_ in response.resources:
+            if code == UnknownTopicOrPartitionError.errno:
+                # A topic created a moment ago may not be known to the broker that answers yet:
+                # a KafkaError, which callers wait out, not a configuration error that ends them.
+                raise UnknownTopicOrPartitionError(f"topic {name!r} is not known yet: {message}")
             if code != 0:
                 raise ConfigurationError(
                     f"could not read the configuration of topic {name!r} "
