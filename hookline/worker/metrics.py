@@ -5,10 +5,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import Counter as PrometheusCounter
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -27,7 +29,7 @@ class WorkerMetrics:
         self.registry = CollectorRegistry()
         self._tally = _DeliveryTally()
         self.registry.register(self._tally)
-        self.dead_letters = Counter(
+        self.dead_letters = PrometheusCounter(
             "hookline_dead_letters",
             "Records written to the dead-letter topic, by reason.",
             ["reason"],
@@ -48,8 +50,7 @@ class WorkerMetrics:
     def observe(self, attempt: DeliveryAttempt, occurred_at: float) -> None:
         """Count one attempt, its latency and, once delivered, the event's end-to-end lag."""
         tally = self._tally
-        key = (attempt.channel, attempt.outcome)
-        tally.attempts[key] = tally.attempts.get(key, 0) + 1
+        tally.attempts[(attempt.channel, attempt.outcome)] += 1
         if attempt.tried:  # a deferral took no time at the peer
             _of(tally.latency, attempt.channel, _LATENCY_BUCKETS).observe(attempt.latency_ms / 1000)
         if attempt.delivered:
@@ -59,13 +60,11 @@ class WorkerMetrics:
         """Count deliveries deferred before they were tried, one channel name each."""
         attempts = self._tally.attempts
         for channel in channels:
-            key = (channel, DeliveryOutcome.DEFERRED)
-            attempts[key] = attempts.get(key, 0) + 1
+            attempts[(channel, DeliveryOutcome.DEFERRED)] += 1
 
     def count_retries(self, channel: str) -> None:
         """Count one delivery handed to a durable retry tier."""
-        retries = self._tally.retries
-        retries[channel] = retries.get(channel, 0) + 1
+        self._tally.retries[channel] += 1
 
 
 class _Buckets:
@@ -93,12 +92,12 @@ class _DeliveryTally(Collector):
     """The per-delivery metrics as plain numbers, turned into metric families when scraped.
 
     Not prometheus_client's Counter and Histogram: each update of theirs takes a lock (0.9 us an
-    increment, 1.9 us an observation, against 0.15 and 0.35 here), and the worker makes three
+    increment, 1.9 us an observation, against 0.2 and 0.35 here), and the worker makes three
     per delivery, all from its event loop's thread."""
 
     def __init__(self) -> None:
-        self.attempts: dict[tuple[str, DeliveryOutcome], int] = {}
-        self.retries: dict[str, int] = {}
+        self.attempts: Counter[tuple[str, DeliveryOutcome]] = Counter()
+        self.retries: Counter[str] = Counter()
         self.latency: dict[str, _Buckets] = {}
         self.lag: dict[str, _Buckets] = {}
 
