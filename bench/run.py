@@ -43,6 +43,7 @@ FULL = {
     "latency_seconds": 15.0,
     "isolation_events": 40_000,
     "isolation_rounds": 4,
+    "throughput_rounds": 3,
     "refusals": 5_000,
     "lookups": 200_000,
     "stop_within": 30.0,
@@ -54,6 +55,7 @@ QUICK = {
     "latency_seconds": 2.0,
     "isolation_events": 200,
     "isolation_rounds": 1,
+    "throughput_rounds": 1,
     "refusals": 200,
     "lookups": 5_000,
     "stop_within": 3.0,
@@ -82,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--isolation-events", type=int, help="events per isolation case")
     parser.add_argument(
         "--isolation-rounds", type=int, help="isolation: alternating pairs of cases measured"
+    )
+    parser.add_argument(
+        "--throughput-rounds",
+        type=int,
+        help="throughput: rounds of a bare POST loop then a drain, per case",
     )
     parser.add_argument("--out", type=Path, help="folder for worker logs and profiles")
     parser.add_argument(
@@ -120,6 +127,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         "latency_seconds",
         "isolation_events",
         "isolation_rounds",
+        "throughput_rounds",
     ):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
@@ -131,6 +139,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         latency_seconds=float(sizes["latency_seconds"]),
         isolation_events=int(sizes["isolation_events"]),
         isolation_rounds=int(sizes["isolation_rounds"]),
+        throughput_rounds=int(sizes["throughput_rounds"]),
         refusals=int(sizes["refusals"]),
         lookups=int(sizes["lookups"]),
         stop_within=float(sizes["stop_within"]),
