@@ -31,16 +31,21 @@ async def post_loop(url: str, count: int, *, concurrency: int) -> float:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                async with session.post(
-                    url, data=_BODY, headers={"Content-Type": "application/json"}
-                ) as response:
-                    await response.read()
-                    response.raise_for_status()
+                await post(session, url)
 
         started = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     return count / elapsed
+
+
+async def post(session: aiohttp.ClientSession, url: str) -> None:
+    """One bare JSON POST, its answer read; an error status raises."""
+    async with session.post(
+        url, data=_BODY, headers={"Content-Type": "application/json"}
+    ) as response:
+        await response.read()
+        response.raise_for_status()
 
 
 async def consume_loop(

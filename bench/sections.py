@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
@@ -33,10 +34,10 @@ from bench.stack import (
     sampling_memory,
 )
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
-from hookline.schemas import WebhookEventType, new_organization_id
+from hookline.schemas import WebhookEventType, new_organization_id, notifications_for
 from hookline.settings import Settings
 from hookline.worker.components import Components
-from hookline.worker.dispatch import Dispatcher
+from hookline.worker.dispatch import Dispatcher, decode_event
 
 FANOUTS = (1, 4, 16)
 
@@ -53,6 +54,7 @@ class Options:
     isolation_rounds: int
     throughput_rounds: int
     refusals: int
+    budget_deliveries: int
     lookups: int
     stop_within: float
     warm_up: float
@@ -542,18 +544,9 @@ async def deferral(bench: Bench) -> None:
     Steadier than the isolation drains, which time four processes sharing two cores: here only
     this process's CPU counts, the least of several rounds, retry records acknowledged by Kafka."""
     name = f"{bench.prefix}-deferral"
-    settings = bench.settings.model_copy(
-        update={
-            "redis_key_prefix": bench.prefix,
-            "topics": [name],
-            "retry_topic_prefix": f"{name}-retry",
-            "dlq_topic": f"{name}-dlq",
-            "metrics_port": 0,
-            "allow_private_destinations": True,
-        }
-    )
+    settings = _in_process_settings(bench, name)
     parts = await Components.open(settings, alive=lambda: True, ready=_always_ready)
-    events = _Events(name)
+    events = _Events(name, "deferral")
     stuck: list[asyncio.Task[object]] = []
     try:
         dead_org = await bench.organization([bench.sink.dead_url("/deferral")])
@@ -585,15 +578,114 @@ async def deferral(bench: Bench) -> None:
 _DEFERRAL_ROUNDS = 6
 
 
+def _in_process_settings(bench: Bench, name: str) -> Settings:
+    """Settings for the worker's own parts in this process, on topics of their own."""
+    return bench.settings.model_copy(
+        update={
+            "redis_key_prefix": bench.prefix,
+            "topics": [name],
+            "retry_topic_prefix": f"{name}-retry",
+            "dlq_topic": f"{name}-dlq",
+            "metrics_port": 0,
+            "allow_private_destinations": True,
+        }
+    )
+
+
 async def _always_ready() -> bool:
     return True
+
+
+async def budget(bench: Bench) -> None:
+    """Where a healthy delivery's CPU goes: the same kind of delivery through ever more of the
+    worker's own parts, in this process, each layer's CPU per delivery.
+
+    The py-spy profile of a worker splits its stacks at every callback of uvloop; this adds the
+    layers one at a time instead. The layers take turns, round after round (a slow phase of this
+    VM then slows them all), and each counts its least round; 64 deliveries at once (the
+    worker's limit per destination), so no delivery waits for a slot, and the collector off.
+    The last layer's Redis round trips carry a few deliveries each here, against some 25 in a
+    worker's drain (its window holds thousands of events): it reads higher than in a worker."""
+    name, count = f"{bench.prefix}-budget", bench.options.budget_deliveries
+    async with contextlib.AsyncExitStack() as stack:
+        settings = _in_process_settings(bench, name)
+        parts = await Components.open(settings, alive=lambda: True, ready=_always_ready)
+        stack.push_async_callback(parts.aclose)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=_BUDGET_CONCURRENCY)
+        session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+        org = await bench.organization([bench.sink.url("/budget")])
+        layers = await _layers(parts, _Events(name, "budget").of(org, count * _BUDGET_ROUNDS))
+        bare_url = bench.sink.url("/budget-bare")
+        layers = {_BARE_LAYER: lambda _: raw.post(session, bare_url), **layers}
+        least: dict[str, float] = {}
+        for number in range(_BUDGET_ROUNDS):
+            for layer, send in layers.items():
+                cpu = await _cpu_per_call(send, number * count, count)
+                least[layer] = min(cpu, least.get(layer, cpu))
+    rows, below = [], 0.0
+    for layer, cpu in least.items():
+        added = f" (+{cpu - below:,.0f})" if below else ""
+        rows.append(Row("budget", layer, f"{cpu:,.0f} us{added}"))
+        below = cpu
+    bench.add(*rows)
+
+
+_BUDGET_ROUNDS = 5
+_BUDGET_CONCURRENCY = 64
+_BARE_LAYER = "the bare loop's POST, its answer read (CPU in process, least round)"
+
+Send = Callable[[int], Awaitable[object]]
+
+
+async def _layers(parts: Components, messages: list[ConsumerRecord]) -> dict[str, Send]:
+    """How each layer makes its n-th delivery, from the n-th of `messages` (one webhook each)."""
+    first = decode_event(messages[0].value)
+    [webhook] = await parts.cache.find_active(first.internal_id, first.event_type)
+    notifications = [
+        notifications_for(decode_event(message.value), webhook)[0] for message in messages
+    ]
+    channel = parts.catalog.sender_of(notifications[0])
+    gate, destination = parts.dispatcher.gate, channel.destination(notifications[0])
+    return {
+        "+ webhook body, signature, headers (channel.deliver)": lambda n: channel.deliver(
+            notifications[n]
+        ),
+        "+ timing, the outcome as a DeliveryAttempt (channel.send)": lambda n: channel.send(
+            notifications[n]
+        ),
+        "+ destination limit and breaker (DestinationGate.send)": lambda n: gate.send(
+            destination, notifications[n], channel.send
+        ),
+        "+ decode, lookup, delivered check, outcome to Redis, metrics (handle_event)": lambda n: (
+            parts.dispatcher.handle_event(messages[n])
+        ),
+    }
+
+
+async def _cpu_per_call(send: Send, first: int, count: int) -> float:
+    """Microseconds of this process's CPU per call of `send(first)` .. `send(first + count - 1)`,
+    _BUDGET_CONCURRENCY at a time."""
+    numbers = iter(range(first, first + count))
+
+    async def sender() -> None:
+        for number in numbers:
+            await send(number)
+
+    gc.disable()
+    try:
+        started = time.process_time()
+        await asyncio.gather(*(sender() for _ in range(_BUDGET_CONCURRENCY)))
+        return (time.process_time() - started) / count * 1e6
+    finally:
+        gc.enable()
 
 
 class _Events:
     """Kafka records of events as the worker would consume them, numbered across calls."""
 
-    def __init__(self, topic: str) -> None:
+    def __init__(self, topic: str, tag: str) -> None:
         self._topic = topic
+        self._tag = tag
         self._next = 0
         self._occurred_at = now_iso()
 
@@ -607,7 +699,7 @@ class _Events:
                 0,
                 0,
                 org.encode(),
-                event_bytes("deferral", n, org, self._occurred_at),
+                event_bytes(self._tag, n, org, self._occurred_at),
                 None,
                 0,
                 0,
@@ -654,6 +746,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "latency": latency,
     "isolation": isolation,
     "deferral": deferral,
+    "budget": budget,
     "registry": registry_lookups,
     "memory": memory,
 }
