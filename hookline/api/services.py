@@ -59,7 +59,7 @@ def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiS
         webhooks=webhooks,
         api_keys=ApiKeyStore(redis, keys),
         deliveries=deliveries,
-        outcomes=OutcomeRecorder(redis, keys, webhooks, deliveries),
+        outcomes=OutcomeRecorder(redis, keys, deliveries),
         catalog=catalog,
         secrets=secrets,
         changes=ConfigChanges(secrets, catalog.configs_models()),

@@ -37,7 +37,6 @@ from hookline.registry import (
     DeliveryLog,
     OutcomeRecorder,
     RegistryKeys,
-    WebhookStore,
     connect_redis,
 )
 from hookline.schemas import EventEnvelope, new_organization_id
@@ -96,8 +95,8 @@ class _Parts:
     def recorder(self) -> OutcomeRecorder:
         """The registry's record of which deliveries succeeded."""
         keys = RegistryKeys(self.settings.redis_key_prefix)
-        store, log = WebhookStore(self.redis, keys), DeliveryLog(self.redis, keys)
-        return OutcomeRecorder(self.redis, keys, store, log, self.settings.delivered_ttl)
+        log = DeliveryLog(self.redis, keys)
+        return OutcomeRecorder(self.redis, keys, log, self.settings.delivered_ttl)
 
 
 class _Demo:

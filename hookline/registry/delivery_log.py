@@ -20,7 +20,8 @@ class DeliveryLog:
     def __init__(self, redis: Redis, keys: RegistryKeys, length: int = LOG_LENGTH) -> None:
         self._redis = redis
         self._keys = keys
-        self._length = length
+        self.length = length
+        """Attempts kept per webhook; older ones are trimmed."""
 
     async def append(self, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
         """Record attempts (any webhooks of `org`) in one round trip, trimming each log."""
@@ -28,18 +29,21 @@ class DeliveryLog:
             self.queue_append(pipe, org, attempts)
             await pipe.execute()
 
+    def key(self, org: str, webhook_id: str) -> str:
+        """The list holding one webhook's log (a row is a `DeliveryAttempt`'s JSON)."""
+        return self._keys.delivery_log(org, webhook_id)
+
     def queue_append(self, pipe: Pipeline, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
         """Queue what `append` writes on `pipe`, to share the round trip of other writes."""
         rows: dict[str, list[str]] = {}
         for attempt in attempts:
-            key = self._keys.delivery_log(org, attempt.webhook_id)
-            rows.setdefault(key, []).append(attempt.model_dump_json())
+            rows.setdefault(self.key(org, attempt.webhook_id), []).append(attempt.model_dump_json())
         for key, values in rows.items():
             # One LPUSH of many values leaves the last one first, as one LPUSH each would.
             pipe.lpush(key, *values)
-            pipe.ltrim(key, 0, self._length - 1)
+            pipe.ltrim(key, 0, self.length - 1)
 
     async def recent(self, org: str, webhook_id: str, limit: int = 100) -> list[DeliveryAttempt]:
         """Up to `limit` attempts of one webhook, newest first."""
-        rows = await self._redis.lrange(self._keys.delivery_log(org, webhook_id), 0, limit - 1)
+        rows = await self._redis.lrange(self.key(org, webhook_id), 0, limit - 1)
         return [DeliveryAttempt.model_validate_json(row) for row in cast(list[str], rows)]

@@ -24,15 +24,35 @@ _OUTCOME_FIELDS = frozenset({_LAST_ERROR, _LAST_SUCCESS})
 _MAX_WATCH_RETRIES = 20
 _LIST_BATCH = 200
 
-# Sets an outcome field only while the webhook exists and only if it is newer than the stored one,
-# so concurrent workers keep the latest outcome and never resurrect a deleted webhook.
-_RECORD_OUTCOME = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local stored = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')
-if tonumber(ARGV[4]) < stored then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-return 1
+OUTCOME_LUA = """
+local function record_outcome(key, field, value, field_ms, ms)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  local stored = tonumber(redis.call('HGET', key, field_ms) or '0')
+  if tonumber(ms) < stored then return 0 end
+  redis.call('HSET', key, field, value, field_ms, ms)
+  return 1
+end
 """
+"""Lua `record_outcome(key, ...)`, given a hash key and `success_fields` or `failure_fields`: sets
+the outcome only while the webhook exists and only if it is newer than the stored one, so
+concurrent workers keep the latest outcome and never resurrect a deleted webhook. For scripts
+that write outcomes along with other records."""
+
+_RECORD_OUTCOME = OUTCOME_LUA + "return record_outcome(KEYS[1], unpack(ARGV))"
+
+OutcomeFields = tuple[str, str, str, int]
+"""A webhook hash's outcome field, its value, and the field and value of its time in ms."""
+
+
+def success_fields(at: datetime) -> OutcomeFields:
+    """What `record_outcome` is given for a success at `at`."""
+    return _LAST_SUCCESS, at.isoformat(), f"{_LAST_SUCCESS}:ms", _millis(at)
+
+
+def failure_fields(failure: DeliveryFailure) -> OutcomeFields:
+    """What `record_outcome` is given for `failure`."""
+    return _LAST_ERROR, failure.model_dump_json(), f"{_LAST_ERROR}:ms", _millis(failure.at)
+
 
 ConfigChange = Callable[[Webhook], WebhookConfig]
 """Given the stored webhook, the configuration it should have (used inside a transaction)."""
@@ -185,39 +205,15 @@ class WebhookStore:
 
     async def record_failure(self, org: str, webhook_id: str, failure: DeliveryFailure) -> bool:
         """Set `last_error` unless a newer one is stored; False if the webhook is gone or newer."""
-        value = failure.model_dump_json()
-        return await self._set_outcome(org, webhook_id, _LAST_ERROR, value, failure.at)
+        return await self._set_outcome(org, webhook_id, failure_fields(failure))
 
     async def record_success(self, org: str, webhook_id: str, at: datetime) -> bool:
         """Set `last_success_at` unless a newer one is stored."""
-        return await self._set_outcome(org, webhook_id, _LAST_SUCCESS, at.isoformat(), at)
+        return await self._set_outcome(org, webhook_id, success_fields(at))
 
-    def queue_failure(
-        self, pipe: Pipeline, org: str, webhook_id: str, failure: DeliveryFailure
-    ) -> None:
-        """Queue what `record_failure` writes on `pipe`, to share the round trip of other writes."""
-        value = failure.model_dump_json()
-        self._queue_outcome(pipe, org, webhook_id, _LAST_ERROR, value, failure.at)
-
-    def queue_success(self, pipe: Pipeline, org: str, webhook_id: str, at: datetime) -> None:
-        """Queue what `record_success` writes on `pipe`, to share the round trip of other writes."""
-        self._queue_outcome(pipe, org, webhook_id, _LAST_SUCCESS, at.isoformat(), at)
-
-    def _queue_outcome(
-        self, pipe: Pipeline, org: str, webhook_id: str, field: str, value: str, at: datetime
-    ) -> None:
-        # EVAL, not the registered script: a script in a pipeline costs a SCRIPT EXISTS round trip.
+    async def _set_outcome(self, org: str, webhook_id: str, fields: OutcomeFields) -> bool:
         key = self._keys.webhook(org, webhook_id)
-        pipe.eval(_RECORD_OUTCOME, 1, key, field, value, f"{field}:ms", _millis(at))
-
-    async def _set_outcome(
-        self, org: str, webhook_id: str, field: str, value: str, at: datetime
-    ) -> bool:
-        key = self._keys.webhook(org, webhook_id)
-        written = await self._record_outcome(
-            keys=[key], args=[field, value, f"{field}:ms", _millis(at)]
-        )
-        return bool(written)
+        return bool(await self._record_outcome(keys=[key], args=list(fields)))
 
     async def _load(self, org: str, members: Sequence[str]) -> list[Webhook | None]:
         async with self._redis.pipeline(transaction=False) as pipe:

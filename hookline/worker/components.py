@@ -83,9 +83,7 @@ class Components:
         router = FailureRouter(
             publisher, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
         )
-        recorder = OutcomeRecorder(
-            redis, keys, store, DeliveryLog(redis, keys), settings.delivered_ttl
-        )
+        recorder = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl)
         gate = DestinationGate(
             concurrency=settings.destination_concurrency,
             breaker_threshold=settings.breaker_threshold,

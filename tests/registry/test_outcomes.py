@@ -28,7 +28,7 @@ def attempt(webhook_id: str, delivery_id: str, outcome: DeliveryOutcome) -> Deli
 
 
 def recorder(redis: Redis, keys: RegistryKeys, ttl: float = 3600) -> OutcomeRecorder:
-    return OutcomeRecorder(redis, keys, WebhookStore(redis, keys), DeliveryLog(redis, keys), ttl)
+    return OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), ttl)
 
 
 async def test_only_successes_are_marked_and_only_in_their_organization(
@@ -99,3 +99,38 @@ async def test_a_deferral_leaves_the_log_and_the_webhook_alone(
     assert [a.delivery_id for a in log] == ["msg_1"]
     stored = await store.get(org, hook.webhook_id)
     assert stored.last_error is not None and stored.last_error.delivery_id == "msg_1"
+
+
+async def test_a_batch_over_several_webhooks_is_one_command_that_writes_each_log_and_outcome(
+    redis: Redis, keys: RegistryKeys, store: WebhookStore
+) -> None:
+    org = new_organization_id()
+    first, second, idle, gone = [await store.create(org, webhook_config()) for _ in range(4)]
+    await store.delete(org, gone.webhook_id)
+    log = DeliveryLog(redis, keys, length=2)
+    outcomes = OutcomeRecorder(redis, keys, log, 3600)
+    ok, failed = DeliveryOutcome.DELIVERED, DeliveryOutcome.RETRYABLE
+    batch = [
+        attempt(first.webhook_id, "msg_1", ok),
+        attempt(first.webhook_id, "msg_2", failed),
+        attempt(first.webhook_id, "msg_3", ok),
+        attempt(second.webhook_id, "msg_4", failed),
+        attempt(gone.webhook_id, "msg_5", ok),
+    ]
+    before = await command_calls(redis, "eval")
+
+    await asyncio.gather(*(outcomes.record(org, a) for a in batch))
+
+    assert await command_calls(redis, "eval") - before == 1
+    assert [a.delivery_id for a in await log.recent(org, first.webhook_id)] == ["msg_3", "msg_2"]
+    assert [a.delivery_id for a in await log.recent(org, second.webhook_id)] == ["msg_4"]
+    stored = {w.webhook_id: await store.get(org, w.webhook_id) for w in (first, second, idle)}
+    assert stored[first.webhook_id].last_success_at == batch[2].at
+    assert (error := stored[first.webhook_id].last_error) and error.delivery_id == "msg_2"
+    assert stored[second.webhook_id].last_success_at is None
+    assert (error := stored[second.webhook_id].last_error) and error.delivery_id == "msg_4"
+    assert stored[idle.webhook_id].last_success_at is None
+    assert stored[idle.webhook_id].last_error is None
+    assert not await redis.exists(keys.webhook(org, gone.webhook_id)), "a deleted webhook came back"
+    found = await outcomes.delivered(org, [a.delivery_id for a in batch])
+    assert found == {"msg_1", "msg_3", "msg_5"}
