@@ -37,7 +37,7 @@ end
 (about 25 us each in a pipeline, measured), and with many webhooks per event a batch wrote three
 per webhook. KEYS: the delivered markers, then each webhook's log and hash. ARGV: the markers'
 TTL, the log length, the marker count, then per webhook its row count, its rows (oldest first:
-LPUSH leaves the last one first), its outcome count and each outcome's four `outcome_fields`."""
+LPUSH leaves the last one first), its outcome count and each outcome's four `OutcomeFields`."""
 
 
 class OutcomeRecorder:
@@ -118,6 +118,7 @@ class OutcomeRecorder:
             outcomes = [_outcome_fields(a) for a in _newest_outcomes(own)]
             args += [len(own), *(a.model_dump_json() for a in own), len(outcomes)]
             args += [field for fields in outcomes for field in fields]
+        # EVAL, not a registered script: a script in a pipeline costs a SCRIPT EXISTS round trip.
         pipe.eval(_RECORD_BATCH, len(keys), *keys, *args)
 
 
