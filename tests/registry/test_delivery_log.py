@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
+from hookline.registry import DeliveryLog, OutcomeRecorder, RegistryKeys, WebhookStore
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
 from tests.registry.conftest import webhook_config
 
@@ -27,8 +27,10 @@ def attempt(webhook_id: str, number: int) -> DeliveryAttempt:
 
 async def test_newest_first_and_bounded(redis: Redis, keys: RegistryKeys, org: str) -> None:
     log = DeliveryLog(redis, keys)
-    await log.append(org, [attempt("wh_AAAAAAAAAA", n) for n in range(1005)])
-    await log.append(org, [attempt("wh_BBBBBBBBBB", 0)])
+    recorder = OutcomeRecorder(redis, keys, log)
+    for n in range(1005):
+        await recorder.record(org, attempt("wh_AAAAAAAAAA", n))
+    await recorder.record(org, attempt("wh_BBBBBBBBBB", 0))
 
     recent = await log.recent(org, "wh_AAAAAAAAAA", limit=2000)
 
@@ -43,7 +45,8 @@ async def test_deleting_a_webhook_drops_its_log(
 ) -> None:
     log = DeliveryLog(redis, keys)
     webhook = await store.create(org, webhook_config())
-    await log.append(org, [attempt(webhook.webhook_id, 1)])
+    await OutcomeRecorder(redis, keys, log).record(org, attempt(webhook.webhook_id, 1))
+    assert len(await log.recent(org, webhook.webhook_id)) == 1
 
     await store.delete(org, webhook.webhook_id)
 
