@@ -181,11 +181,29 @@ def local_kafka_pid() -> int | None:
     return pid if b"kafka.Kafka" in command else None
 
 
+def _wait_until_stopped(pid: int, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not all(_thread_state(stat) in "tT" for stat in Path(f"/proc/{pid}/task").glob("*/stat")):
+        assert time.monotonic() < deadline, f"process {pid} did not stop within {within:g} s"
+        time.sleep(0.01)
+
+
+def _thread_state(stat: Path) -> str:
+    try:
+        # The state follows the command name, which is in parentheses and may hold spaces.
+        return stat.read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "T"  # a thread that ended meanwhile answers nothing
+
+
 @contextmanager
 def kafka_frozen(pid: int) -> Iterator[None]:
-    """The broker stops answering until the block ends."""
+    """The broker stops answering until the block ends (the block starts once every one of its
+    threads has stopped: kill() returns before they have, and a broker thread still running
+    could answer a request sent in the block)."""
     os.kill(pid, signal.SIGSTOP)
     try:
+        _wait_until_stopped(pid)
         yield
     finally:
         os.kill(pid, signal.SIGCONT)
