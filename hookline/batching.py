@@ -30,14 +30,17 @@ class TurnBatcher(Generic[T, R]):
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()
 
-    async def call(self, request: T) -> R:
-        """The result of `request`, or the error its batch failed with."""
+    def call(self, request: T) -> asyncio.Future[R]:
+        """The result of `request`, or the error its batch failed with, once served.
+
+        A future, not a coroutine: the caller's chain of awaits, which is resumed frame by frame
+        each time it wakes, is one frame shorter."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((request, future))
         if len(self._pending) == 1:
             loop.call_soon(self._start)
-        return await future
+        return future
 
     def _start(self) -> None:
         while self._pending:

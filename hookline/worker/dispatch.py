@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -195,9 +196,11 @@ class Dispatcher:
             return DeliveryResult.DELIVERED
         return await self.router.after_failure(notification, attempt, retries_done)
 
-    async def _attempt(self, notification: Notification) -> DeliveryAttempt | Deferral:
+    def _attempt(self, notification: Notification) -> Awaitable[DeliveryAttempt | Deferral]:
+        # The gate's coroutine itself, not one awaiting it: one frame less to resume each time
+        # the delivery wakes.
         channel = self.catalog.sender_of(notification)
-        return await self.gate.send(channel.destination(notification), notification, channel.send)
+        return self.gate.send(channel.destination(notification), notification, channel.send)
 
     async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:
         org = notification.event.internal_id

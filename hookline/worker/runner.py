@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +54,7 @@ class Worker:
         self._settings = settings
         self._stopping = asyncio.Event()
         self._tracker = OffsetTracker()
-        self._tasks: dict[asyncio.Task[None], TopicPartition] = {}
+        self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
         self._waiting: dict[TopicPartition, asyncio.TimerHandle] = {}
         self._paused = False
         self._held_since: float | None = None
@@ -140,19 +140,23 @@ class Worker:
                 return
             self._spawn(tp, message.offset, self._handle_retry(message, record))
 
-    def _spawn(self, tp: TopicPartition, offset: int, work: Awaitable[None]) -> None:
+    def _spawn(self, tp: TopicPartition, offset: int, work: Coroutine[Any, Any, None]) -> None:
         self._tracker.start(tp, offset)
+        # The offset is finished by a done callback, not by a coroutine wrapped around `work`:
+        # every frame of a task's chain of awaits is resumed each time the task wakes.
+        task = asyncio.create_task(work)
+        self._tasks[task] = (tp, offset)
+        task.add_done_callback(self._finish_task)
 
-        async def run_then_finish() -> None:
-            await work
-            self._tracker.finish(tp, offset)
-
-        task = asyncio.create_task(run_then_finish())
-        self._tasks[task] = tp
-        task.add_done_callback(self._forget_task)
-
-    def _forget_task(self, task: asyncio.Task[None]) -> None:
-        del self._tasks[task]
+    def _finish_task(self, task: asyncio.Task[None]) -> None:
+        tp, offset = self._tasks.pop(task)
+        # A cancelled event (a drain out of time) or a failed one (not even set aside) stays
+        # uncommitted, to be redelivered.
+        if not task.cancelled():
+            if (error := task.exception()) is None:
+                self._tracker.finish(tp, offset)
+            else:
+                logger.error("event %s@%s not finished", tp, offset, exc_info=error)
         if self._held_since is not None and len(self._tasks) <= self._refill_at:
             self._room_made.set()
 
@@ -296,7 +300,7 @@ class Worker:
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Before partitions move to another worker: let their events finish, commit, forget."""
-        pending = [task for task, tp in self._tasks.items() if tp in revoked]
+        pending = [task for task, (tp, _) in self._tasks.items() if tp in revoked]
         if pending:
             await asyncio.wait(pending, timeout=min(self._settings.shutdown_timeout, 30.0))
         await self._commit_now(only=revoked)
