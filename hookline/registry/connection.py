@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError, TimeoutError
+from redis.utils import HIREDIS_AVAILABLE
 
 from hookline.settings import Settings
 
@@ -47,5 +48,8 @@ class _PackingInC(AbstractConnection):
 
 @functools.cache
 def _packing_in_c(base: type[AbstractConnection]) -> type[AbstractConnection]:
-    """`base` (plain, TLS or Unix socket, as the URL says) packing its commands in C."""
+    """`base` (plain, TLS or Unix socket, as the URL says) packing its commands in C, if
+    hiredis is installed (a dependency, but redis-py runs without it)."""
+    if not HIREDIS_AVAILABLE:
+        return base
     return type(f"{base.__name__}PackingInC", (_PackingInC, base), {})
