@@ -624,7 +624,7 @@ async def budget(bench: Bench) -> None:
                 least[layer] = min(cpu, least.get(layer, cpu))
     rows, below = [], 0.0
     for layer, cpu in least.items():
-        added = f" (+{cpu - below:,.0f})" if below else ""
+        added = f" ({cpu - below:+,.0f})" if below else ""
         rows.append(Row("budget", layer, f"{cpu:,.0f} us{added}"))
         below = cpu
     bench.add(*rows)
