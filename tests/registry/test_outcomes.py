@@ -132,5 +132,6 @@ async def test_a_batch_over_several_webhooks_is_one_command_that_writes_each_log
     assert stored[idle.webhook_id].last_success_at is None
     assert stored[idle.webhook_id].last_error is None
     assert not await redis.exists(keys.webhook(org, gone.webhook_id)), "a deleted webhook came back"
+    assert not await redis.exists(keys.delivery_log(org, gone.webhook_id)), "its log came back"
     found = await outcomes.delivered(org, [a.delivery_id for a in batch])
     assert found == {"msg_1", "msg_3", "msg_5"}
