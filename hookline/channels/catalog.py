@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from hookline.channels.base import DeliveryChannel
 from hookline.channels.outbound_guard import pooled_connector
+from hookline.channels.recipients import RecipientLedger
 from hookline.channels.templates import TemplateRenderer
 from hookline.errors import ConfigurationError, DeliveryError
 from hookline.schemas import Notification
@@ -24,7 +25,8 @@ ENTRY_POINT_GROUP = "hookline.channels"
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What a channel may use: settings, the shared HTTP sessions and the template renderer."""
+    """What a channel may use: settings, the shared HTTP sessions, the template renderer and the
+    ledger of whom a delivery reached."""
 
     settings: Settings
     guarded_http: aiohttp.ClientSession
@@ -32,6 +34,9 @@ class ChannelContext:
     api_http: aiohttp.ClientSession
     """For operator-configured API bases (Slack Web API, Twilio)."""
     renderer: TemplateRenderer
+    reached: RecipientLedger | None = None
+    """Where multi-recipient channels (SMS, email) note whom a delivery reached, so that its
+    retry skips them; None where deliveries are not retried (the API's test sends)."""
 
     async def aclose(self) -> None:
         """Close the shared sessions."""
@@ -45,7 +50,9 @@ def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
 
-async def open_context(settings: Settings) -> ChannelContext:
+async def open_context(
+    settings: Settings, reached: RecipientLedger | None = None
+) -> ChannelContext:
     """The shared sessions and renderer for `settings`; needs a running event loop."""
     guarded = not settings.allow_private_destinations
     per_host = settings.destination_concurrency
@@ -54,6 +61,7 @@ async def open_context(settings: Settings) -> ChannelContext:
         guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),
         api_http=_session(pooled_connector(guarded=False, per_host=per_host)),
         renderer=TemplateRenderer(),
+        reached=reached,
     )
 
 
@@ -148,9 +156,11 @@ class ChannelCatalog:
         return {name: channel.configs_model for name, channel in self._channels.items()}
 
     @classmethod
-    async def open(cls, settings: Settings) -> ChannelCatalog:
+    async def open(
+        cls, settings: Settings, reached: RecipientLedger | None = None
+    ) -> ChannelCatalog:
         """Open the shared sessions and build every channel on them; `aclose` releases them."""
-        context = await open_context(settings)
+        context = await open_context(settings, reached)
         try:
             return cls.build(context)
         except BaseException:

@@ -28,6 +28,7 @@ from aiosmtplib import (
 
 from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.catalog import ChannelContext
+from hookline.channels.recipients import note_reached, still_due
 from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError
 from hookline.schemas import EmailConfigs, Notification
@@ -59,18 +60,23 @@ class SmtpEmailChannel(DeliveryChannel):
     def __init__(self, context: ChannelContext) -> None:
         self._smtp = context.settings.smtp
         self._renderer = context.renderer
+        self._reached = context.reached
         self._server = f"SMTP server {self._smtp.host}:{self._smtp.port}"
 
     async def deliver(self, notification: Notification) -> int:
-        """Send the email; a refusal of any recipient fails the delivery."""
+        """Send the email; a refusal of any recipient fails the delivery, and its retry goes only
+        to the recipients not reached yet."""
         configs = configs_of(notification, EmailConfigs)
         message = self._compose(notification, configs)
         # Bcc recipients are only in the envelope, never in a header.
         addresses = [*configs.to_addresses, *configs.cc_addresses, *configs.bcc_addresses]
-        recipients = list(dict.fromkeys(addresses))
+        recipients = await still_due(self._reached, notification, list(dict.fromkeys(addresses)))
+        if not recipients:
+            return SMTP_ACCEPTED
         refused = await self._send(message, recipients)
         if refused:
             accepted = [address for address in recipients if address not in refused]
+            await note_reached(self._reached, notification, accepted)
             refusals = [(address, reply.code, reply.message) for address, reply in refused.items()]
             raise self._refused(refusals, accepted)
         logger.debug(
@@ -148,8 +154,7 @@ class SmtpEmailChannel(DeliveryChannel):
         listed = "; ".join(f"{address}: {code} {text}" for address, code, text in refusals)
         message = f"{self._server} refused recipients {listed}"
         if accepted:
-            # Still a failure, so no recipient is lost silently; a retry sends to everyone
-            # again, and the stable Message-ID lets mail clients drop the second copy.
+            # Still a failure, so no recipient is lost silently; the retry skips these.
             message += f"; it accepted {', '.join(accepted)}"
         transient = [code for _, code, _ in refusals if not _is_final(code)]
         status = transient[0] if transient else refusals[0][1]

@@ -18,6 +18,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from hookline.channels.base import DeliveryChannel, configs_of
+from hookline.channels.recipients import note_reached, still_due
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SmsConfigs
 from hookline.schemas.deliveries import Notification
@@ -43,9 +44,10 @@ class TwilioSmsChannel(DeliveryChannel):
 
     A body longer than Twilio's limit of 1,600 characters is cut to 1,599 and ends with "…".
     Every number is sent to at once; the delivery fails if any number fails, and is retryable if
-    any failure is (HTTP 429, 5xx, timeouts, connection errors). A retry sends to every number
-    again, including those that already got it: Twilio's Messages API has no idempotency key.
-    Invalid, non-mobile or unsubscribed numbers and bad credentials are permanent failures.
+    any failure is (HTTP 429, 5xx, timeouts, connection errors). Its retry texts only the numbers
+    not reached yet (Twilio's Messages API has no idempotency key, so the worker keeps the
+    ledger). Invalid, non-mobile or unsubscribed numbers and bad credentials are permanent
+    failures.
     """
 
     name = "sms"
@@ -53,6 +55,7 @@ class TwilioSmsChannel(DeliveryChannel):
     def __init__(self, context: ChannelContext) -> None:
         settings = context.settings.twilio
         self._renderer = context.renderer
+        self._reached = context.reached
         self._missing = missing_settings(settings)
         # A deployment without SMS must still start; deliveries fail until settings are given.
         self._client = None if self._missing else _twilio_client(settings, context.api_http)
@@ -69,10 +72,13 @@ class TwilioSmsChannel(DeliveryChannel):
             )
         configs = configs_of(notification, SmsConfigs)
         body = self._body(notification, configs)
-        sends = (self._send(self._client, number, body) for number in configs.phone_numbers)
-        failures = [error for error in await asyncio.gather(*sends) if error is not None]
+        numbers = await still_due(self._reached, notification, configs.phone_numbers)
+        errors = await asyncio.gather(*(self._send(self._client, n, body) for n in numbers))
+        failures = [error for error in errors if error is not None]
         if failures:
-            raise _combined(failures, len(configs.phone_numbers))
+            reached = [n for n, error in zip(numbers, errors, strict=True) if error is None]
+            await note_reached(self._reached, notification, reached)
+            raise _combined(failures, len(numbers))
         return 201
 
     def _body(self, notification: Notification, configs: SmsConfigs) -> str:

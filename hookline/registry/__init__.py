@@ -6,12 +6,14 @@ from hookline.registry.connection import connect_redis
 from hookline.registry.delivery_log import DeliveryLog
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.outcomes import OutcomeRecorder
+from hookline.registry.recipients import ReachedRecipients
 from hookline.registry.store import WebhookPage, WebhookStore
 
 __all__ = [
     "ApiKeyStore",
     "DeliveryLog",
     "OutcomeRecorder",
+    "ReachedRecipients",
     "RegistryKeys",
     "WebhookCache",
     "WebhookPage",

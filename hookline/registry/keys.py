@@ -43,6 +43,10 @@ class RegistryKeys:
         """Marker that a delivery succeeded, so a redelivered event does not send it again."""
         return f"{self.prefix}:{{{org}}}:sent:{delivery_id}"
 
+    def reached(self, org: str, delivery_id: str) -> str:
+        """Set of the recipients (hashed) a multi-recipient delivery has reached so far."""
+        return f"{self.prefix}:{{{org}}}:reached:{delivery_id}"
+
     @property
     def changes(self) -> str:
         """Pub/sub channel of change notices: each message is an organization id."""

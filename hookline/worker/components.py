@@ -14,6 +14,7 @@ from hookline.channels.catalog import ChannelCatalog
 from hookline.registry import (
     DeliveryLog,
     OutcomeRecorder,
+    ReachedRecipients,
     RegistryKeys,
     WebhookCache,
     WebhookStore,
@@ -77,7 +78,8 @@ class Components:
                 lambda: _start_producer(settings, limits), what="connecting to Kafka"
             )
             started.push_async_callback(producer.stop)
-            catalog = await ChannelCatalog.open(settings)
+            reached = ReachedRecipients(redis, keys, settings.delivered_ttl)
+            catalog = await ChannelCatalog.open(settings, reached)
             started.pop_all()
         publisher = RecordPublisher(producer, limits)
         router = FailureRouter(

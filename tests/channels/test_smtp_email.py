@@ -14,11 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from hookline.channels.catalog import ChannelContext
+from hookline.channels.recipients import RecipientLedger
 from hookline.channels.smtp_email import SmtpEmailChannel
 from hookline.channels.templates import TemplateRenderer
 from hookline.demo.peers.smtp_server import SmtpReceiver
+from hookline.registry import ReachedRecipients, RegistryKeys
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
 from hookline.settings import Settings, SmtpSettings
 from tests.channels.contract import ChannelContract, notification_for
@@ -47,10 +50,11 @@ async def build_channel() -> AsyncIterator[BuildChannel]:
     """Builds an email channel for an SMTP server given as SmtpSettings fields."""
     sessions: list[aiohttp.ClientSession] = []
 
-    def build(**smtp: Any) -> SmtpEmailChannel:
+    def build(reached: RecipientLedger | None = None, **smtp: Any) -> SmtpEmailChannel:
         sessions.extend([aiohttp.ClientSession(), aiohttp.ClientSession()])
         settings = Settings(smtp=SmtpSettings(host="127.0.0.1", from_address=SENDER, **smtp))
-        context = ChannelContext(settings, sessions[-2], sessions[-1], TemplateRenderer())
+        renderer = TemplateRenderer()
+        context = ChannelContext(settings, sessions[-2], sessions[-1], renderer, reached)
         return SmtpEmailChannel(context)
 
     yield build
@@ -267,6 +271,26 @@ async def test_a_partly_refused_message_fails_and_names_the_recipients(
     assert "accepted ops@example.com" in (attempt.error or "")
     [mail] = smtp_server.messages
     assert mail.rcpt_tos == ("ops@example.com",)
+
+
+async def test_a_retry_goes_only_to_the_recipients_the_server_refused(
+    build_channel: BuildChannel, smtp_server: SmtpReceiver, redis: Redis, settings: Settings
+) -> None:
+    ledger = ReachedRecipients(redis, RegistryKeys(settings.redis_key_prefix), ttl=600)
+    channel = build_channel(reached=ledger, port=smtp_server.port, timeout=5)
+    smtp_server.answer_next("RCPT", 451, "mailbox busy")
+    notification = email(to_addresses=["busy@example.com"], cc_addresses=["ops@example.com"])
+
+    first = await channel.send(notification)
+    retry = await channel.send(notification._replace(attempt=2))
+
+    assert_failed(first, DeliveryOutcome.RETRYABLE, 451)
+    assert retry.outcome is DeliveryOutcome.DELIVERED
+    assert [mail.rcpt_tos for mail in smtp_server.messages] == [
+        ("ops@example.com",),
+        ("busy@example.com",),
+    ]
+    assert smtp_server.messages[1].message["Cc"] == "ops@example.com", "its headers name all"
 
 
 async def test_closed_port_is_retryable(build_channel: BuildChannel) -> None:

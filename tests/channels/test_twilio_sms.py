@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from hookline.channels.catalog import open_context
+from hookline.channels.recipients import RecipientLedger
 from hookline.channels.twilio_sms import MAX_BODY, TwilioSmsChannel
 from hookline.demo.peers.twilio_api import TwilioStandIn
+from hookline.registry import ReachedRecipients, RegistryKeys, connect_redis
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
 from hookline.settings import Settings, TwilioSettings
 from tests.channels.contract import ChannelContract, notification_for
@@ -29,7 +32,7 @@ async def build_channel(
     built: list[TwilioSmsChannel] = []
     contexts = []
 
-    async def build(**twilio: Any) -> TwilioSmsChannel:
+    async def build(reached: RecipientLedger | None = None, **twilio: Any) -> TwilioSmsChannel:
         account = {
             "account_sid": twilio_standin.account_sid,
             "auth_token": twilio_standin.auth_token,
@@ -37,7 +40,8 @@ async def build_channel(
             "api_url": twilio_standin.base_url,
         }
         twilio_settings = TwilioSettings(**{**account, **twilio})
-        contexts.append(await open_context(settings.model_copy(update={"twilio": twilio_settings})))
+        with_twilio = settings.model_copy(update={"twilio": twilio_settings})
+        contexts.append(await open_context(with_twilio, reached))
         built.append(TwilioSmsChannel(contexts[-1]))
         return built[-1]
 
@@ -51,6 +55,11 @@ async def build_channel(
 @pytest.fixture
 async def channel(build_channel: BuildChannel) -> TwilioSmsChannel:
     return await build_channel()
+
+
+@pytest.fixture
+def ledger(redis: Redis, settings: Settings) -> ReachedRecipients:
+    return ReachedRecipients(redis, RegistryKeys(settings.redis_key_prefix), ttl=600)
 
 
 def sms_config(*numbers: str, **configs: Any) -> dict[str, Any]:
@@ -163,6 +172,44 @@ async def test_a_retryable_failure_makes_the_delivery_retryable_despite_a_perman
     attempt = await send(channel, NUMBERS[0], INVALID)
     assert attempt.outcome is DeliveryOutcome.RETRYABLE
     assert attempt.error is not None and "20503" in attempt.error
+
+
+async def test_a_retry_texts_only_the_numbers_the_failed_attempt_did_not_reach(
+    build_channel: BuildChannel, twilio_standin: TwilioStandIn, ledger: ReachedRecipients
+) -> None:
+    channel = await build_channel(reached=ledger)
+    notification = notification_for(sms_config(*NUMBERS))
+    twilio_standin.fail_next(503, 20503, "Service Unavailable")
+
+    first = await channel.send(notification)
+    [reached] = [m["to"] for m in twilio_standin.messages]
+    retry = await channel.send(notification._replace(attempt=2))
+
+    assert first.outcome is DeliveryOutcome.RETRYABLE
+    assert retry.outcome is DeliveryOutcome.DELIVERED
+    texted = sorted(m["to"] for m in twilio_standin.messages)
+    assert texted == NUMBERS, f"{reached} was texted again"
+    again = await channel.send(notification_for(sms_config(*NUMBERS)))
+    assert again.delivered and len(twilio_standin.messages) == 4, "another event is news to all"
+
+
+async def test_a_ledger_that_cannot_be_read_holds_the_delivery_back_for_a_retry(
+    build_channel: BuildChannel,
+    twilio_standin: TwilioStandIn,
+    settings: Settings,
+    refused_url: str,
+) -> None:
+    nowhere = "redis://" + refused_url.removeprefix("http://")
+    unreachable = connect_redis(settings.model_copy(update={"redis_url": nowhere}))
+    ledger = ReachedRecipients(unreachable, RegistryKeys(settings.redis_key_prefix), ttl=600)
+    channel = await build_channel(reached=ledger)
+
+    attempt = await send(channel, *NUMBERS)
+    await unreachable.aclose()
+
+    assert attempt.outcome is DeliveryOutcome.RETRYABLE
+    assert attempt.error is not None and "which recipients already have" in attempt.error
+    assert twilio_standin.messages == []
 
 
 @pytest.mark.parametrize(

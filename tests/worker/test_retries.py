@@ -7,9 +7,10 @@ import asyncio
 from redis.asyncio import Redis
 
 from hookline.demo.peers.http_receiver import HttpReceiver
+from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
 from hookline.schemas import DeliveryOutcome, WebhookPatch, delivery_id, new_organization_id
-from hookline.settings import Settings
+from hookline.settings import Settings, TwilioSettings
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import (
@@ -105,3 +106,37 @@ async def test_a_retry_follows_the_webhooks_changes_made_while_it_waited(
     assert event_ids(receiver.received) == [event.event_id]
     assert len(moved_answers.times) == 1
     assert len(paused_answers.times) == 1
+
+
+async def test_an_sms_retry_texts_only_the_number_that_did_not_get_it(
+    worker_settings: Settings, store: WebhookStore, redis: Redis, publish: Publish
+) -> None:
+    org, numbers = new_organization_id(), ["+15551230001", "+15551230002"]
+    async with TwilioStandIn() as twilio:
+        account = {
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+            "from_number": twilio.from_number,
+            "api_url": twilio.base_url,
+        }
+        settings = worker_settings.model_copy(update={"twilio": TwilioSettings(**account)})
+        sms = {"channel": "sms", "configs": {"phone_numbers": numbers}}
+        webhook = await create_webhook(store, org, [sms])
+        twilio.fail_next(503, 20503, "Service Unavailable")  # one number's text, the first
+        async with running_worker(settings):
+            await publish(make_event(org))
+            await eventually(lambda: len(twilio.messages) == 2)
+            log = DeliveryLog(redis, RegistryKeys(settings.redis_key_prefix))
+            await eventually(lambda: _delivered_in(log, org, webhook.webhook_id))
+            await asyncio.sleep(0.5)  # time for a wrong third text to arrive
+
+    assert sorted(message["to"] for message in twilio.messages) == numbers
+    tries = list(reversed(await log.recent(org, webhook.webhook_id)))
+    assert [(a.attempt, a.outcome) for a in tries] == [
+        (1, DeliveryOutcome.RETRYABLE),
+        (2, DeliveryOutcome.DELIVERED),
+    ]
+
+
+async def _delivered_in(log: DeliveryLog, org: str, webhook_id: str) -> bool:
+    return any(a.delivered for a in await log.recent(org, webhook_id))
