@@ -30,6 +30,8 @@ class ReachedRecipients:
 
     async def note_reached(self, org: str, delivery_id: str, recipients: Sequence[str]) -> None:
         """Remember that this delivery reached `recipients`."""
+        if not recipients:
+            return
         key = self._keys.reached(org, delivery_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.sadd(key, *(_member(recipient) for recipient in recipients))

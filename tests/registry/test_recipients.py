@@ -19,6 +19,8 @@ async def test_reached_recipients_are_remembered_per_delivery_for_the_ttl(
     assert await ledger.reached(org, "msg_1", NUMBERS) == set(NUMBERS[:2])
     assert await ledger.reached(org, "msg_2", NUMBERS) == set()
     assert await ledger.reached(org, "msg_1", []) == set()
+    await ledger.note_reached(org, "msg_3", [])
+    assert not await redis.exists(keys.reached(org, "msg_3"))
     assert 590 <= await redis.ttl(keys.reached(org, "msg_1")) <= 600
 
 
