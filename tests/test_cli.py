@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from redis.asyncio import Redis
 
 from hookline.registry import ApiKeyStore, RegistryKeys
 from hookline.registry.connection import connect_redis
@@ -50,7 +51,8 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def cli_settings(settings: Settings) -> AsyncIterator[Settings]:
+async def cli_settings(settings: Settings, redis: Redis) -> AsyncIterator[Settings]:
+    """The test's own topics, deleted afterwards; `redis` deletes the keys the CLI wrote."""
     ours = with_own_topics(settings, "cli")
     yield ours
     await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
