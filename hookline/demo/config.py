@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
+from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.demo.receivers import Receivers
 from hookline.demo.services import HOST, KAFKA_BOOTSTRAP, REDIS_URL
 from hookline.settings import Settings, SlackSettings, SmtpSettings, TwilioSettings
@@ -31,7 +32,7 @@ def demo_settings(base: Settings, run: str, receivers: Receivers) -> Settings:
             "shutdown_timeout": 5.0,
             "slack": SlackSettings(api_url=receivers.slack.api_url),
             "smtp": _smtp(receivers),
-            "twilio": _twilio(receivers),
+            "twilio": twilio_settings(receivers.twilio),
         }
     )
 
@@ -49,8 +50,8 @@ def _smtp(receivers: Receivers) -> SmtpSettings:
     )
 
 
-def _twilio(receivers: Receivers) -> TwilioSettings:
-    twilio = receivers.twilio
+def twilio_settings(twilio: TwilioStandIn) -> TwilioSettings:
+    """Settings that send SMS through the Twilio stand-in `twilio`."""
     return TwilioSettings(
         account_sid=twilio.account_sid,
         auth_token=SecretStr(twilio.auth_token),

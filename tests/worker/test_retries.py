@@ -6,11 +6,12 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from hookline.demo.config import twilio_settings
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
 from hookline.schemas import DeliveryOutcome, WebhookPatch, delivery_id, new_organization_id
-from hookline.settings import Settings, TwilioSettings
+from hookline.settings import Settings
 from tests.conftest import make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.support import (
@@ -113,13 +114,7 @@ async def test_an_sms_retry_texts_only_the_number_that_did_not_get_it(
 ) -> None:
     org, numbers = new_organization_id(), ["+15551230001", "+15551230002"]
     async with TwilioStandIn() as twilio:
-        account = {
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "from_number": twilio.from_number,
-            "api_url": twilio.base_url,
-        }
-        settings = worker_settings.model_copy(update={"twilio": TwilioSettings(**account)})
+        settings = worker_settings.model_copy(update={"twilio": twilio_settings(twilio)})
         sms = {"channel": "sms", "configs": {"phone_numbers": numbers}}
         webhook = await create_webhook(store, org, [sms])
         twilio.fail_next(503, 20503, "Service Unavailable")  # one number's text, the first
