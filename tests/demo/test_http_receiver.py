@@ -56,6 +56,19 @@ async def test_a_correctly_signed_request_is_accepted(receiver: HttpReceiver, se
     assert receiver.unverified == 0
 
 
+async def test_header_names_are_read_whatever_their_case(
+    receiver: HttpReceiver, secret: str
+) -> None:
+    headers = {name.title(): value for name, value in _signed(secret, BODY, "msg_T").items()}
+
+    status = await _post(receiver, BODY, headers)
+
+    assert status == 200
+    [received] = receiver.received
+    assert received.webhook_id == "msg_T"
+    assert received.headers["webhook-timestamp"] == headers["Webhook-Timestamp"]
+
+
 Tamper = Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookline.demo.peers import StandInServer
@@ -24,7 +25,8 @@ class Received:
     """One request as the receiver saw it."""
 
     path: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
+    """Case-insensitive, as HTTP header names are: `webhook-id` finds `Webhook-Id` too."""
     body: bytes
     at: float
 
@@ -81,7 +83,12 @@ class HttpReceiver(StandInServer):
             status, headers = self.answer(request) if self.answer else (200, {})
             if 200 <= status < 300:
                 self.received.append(
-                    Received(request.path, dict(request.headers), body, time.monotonic())
+                    Received(
+                        request.path,
+                        CIMultiDictProxy(CIMultiDict(request.headers)),
+                        body,
+                        time.monotonic(),
+                    )
                 )
             return web.Response(status=status, headers=headers, text="ok" if status < 300 else "no")
         finally:
