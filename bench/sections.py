@@ -27,6 +27,7 @@ from bench.stack import (
     WorkerRun,
     event_bytes,
     free_port,
+    machine_busy_seconds,
     now_iso,
     publish_backlog,
     publish_paced,
@@ -52,6 +53,7 @@ class Options:
     latency_seconds: float
     isolation_events: int
     isolation_rounds: int
+    steady_rounds: int
     throughput_rounds: int
     refusals: int
     budget_deliveries: int
@@ -286,16 +288,34 @@ def _throughput_rows(
     return rows
 
 
-async def latency(bench: Bench) -> None:
-    """occurred_at to arrival at the sink while a publisher paces events at a steady rate."""
+@dataclass(frozen=True)
+class Paced:
+    """What one worker did while the publisher paced events at `--rate`."""
+
+    stats: dict[str, Any]
+    measured: float
+    worker_cpu: float
+    machine_cpu: float
+    rss_kb: int
+
+    @property
+    def rate(self) -> float:
+        """Events that reached the sink per second of the measured span."""
+        return float(self.stats["latency_samples"]) / self.measured
+
+    def per_event_us(self, cpu: float) -> float:
+        """CPU time (a share of a core, as `worker_cpu`) per event that reached the sink."""
+        return cpu / self.rate * 1e6 if self.rate else 0.0
+
+
+async def _paced_run(bench: Bench, name: str, urls: list[str]) -> Paced:
+    """A worker fed at `--rate` events/s, each event to one webhook per URL, measured after
+    `warm_up`: what the sink received (latency from occurred_at) and the CPU it took."""
     options = bench.options
-    floor = await raw.kafka_latency(
-        bench.kafka, f"{bench.prefix}-latency-raw", options.latency_rate, options.warm_up
-    )
-    topic = f"{bench.prefix}-latency"
+    topic = f"{bench.prefix}-{name}"
     await bench.kafka.create(topic)
-    org = await bench.organization([bench.sink.url("/latency")])
-    worker = await bench.start_worker("latency")
+    org = await bench.organization(urls)
+    worker = await bench.start_worker(name)
     producer = bench.kafka.producer(linger_ms=0, max_batch_size=16384)
     await producer.start()
     stop = asyncio.Event()
@@ -308,35 +328,84 @@ async def latency(bench: Bench) -> None:
         await bench.sink.wait_for(1, 60, worker)  # partitions assigned, first delivery made
         await asyncio.sleep(options.warm_up)  # start-up transients are not measured
         await bench.sink.reset(latency=True)
-        measured_from, cpu_from = time.perf_counter(), worker.cpu_seconds()
+        measured_from = time.perf_counter()
+        cpu_from, machine_from = worker.cpu_seconds(), machine_busy_seconds()
         await asyncio.sleep(options.latency_seconds)
+        measured = time.perf_counter() - measured_from
+        worker_cpu = (worker.cpu_seconds() - cpu_from) / measured
+        machine_cpu = (machine_busy_seconds() - machine_from) / measured
         stop.set()
         await publisher
-        measured = time.perf_counter() - measured_from
-        cpu_share = (worker.cpu_seconds() - cpu_from) / measured
         stats = await _settled(bench.sink)
-        _write_series(options.log_dir / "latency-series.csv", await bench.sink.stats(series=True))
+        _write_series(options.log_dir / f"{name}-series.csv", await bench.sink.stats(series=True))
         rss_kb, _ = worker.memory_kb()
     finally:
         stop.set()
         await producer.stop()
         await worker.stop(bench.options.stop_within)
-    _latency_rows(bench, stats, measured, floor)
-    bench.add(
-        Row("latency", "worker CPU at that rate (1.0 = a core)", f"{cpu_share:.2f}"),
-        Row("latency", "worker RSS at that rate", f"{rss_kb / 1024:.0f} MB"),
+    return Paced(stats, measured, worker_cpu, machine_cpu, rss_kb)
+
+
+async def latency(bench: Bench) -> None:
+    """occurred_at to arrival at the sink while a publisher paces events at a steady rate."""
+    options = bench.options
+    floor = await raw.kafka_latency(
+        bench.kafka, f"{bench.prefix}-latency-raw", options.latency_rate, options.warm_up
     )
+    paced = await _paced_run(bench, "latency", [bench.sink.url("/latency")])
+    _latency_rows(bench, paced, floor)
 
 
-def _latency_rows(
-    bench: Bench, stats: dict[str, Any], measured: float, floor: dict[str, float]
-) -> None:
-    rate = bench.options.latency_rate
+async def steady(bench: Bench) -> None:
+    """A dead destination at a steady rate: CPU per event and healthy latency of workers fed at
+    `--rate` events/s, alone and with a dead webhook on every event, in pairs taking turns."""
+    sink = bench.sink
+    runs: dict[str, list[Paced]] = {"alone": [], "dead": []}
+    for n in range(bench.options.steady_rounds):
+        cases = {
+            "alone": [sink.url(f"/steady{n}/a")],
+            "dead": [sink.url(f"/steady{n}/b"), sink.dead_url(f"/steady{n}/dead")],
+        }
+        for case in sorted(cases, reverse=bool(n % 2)):  # which case goes first alternates
+            runs[case].append(await _paced_run(bench, f"steady{n}-{case}", cases[case]))
+    bench.add(*_steady_rows(bench.options.latency_rate, runs["alone"], runs["dead"]))
+
+
+def _steady_rows(rate: int, alone: list[Paced], dead: list[Paced]) -> list[Row]:
+    def least(runs: list[Paced], figure: Callable[[Paced], float]) -> float:
+        return min(figure(run) for run in runs)
+
+    def compared(figure: Callable[[Paced], float]) -> str:
+        a, d = least(alone, figure), least(dead, figure)
+        return f"{a:,.0f} / {d:,.0f} us ({d / a - 1:+.1%})" if a else "n/a"
+
+    p99 = [max(float(run.stats["p99"] or 0.0) for run in runs) * 1000 for runs in (alone, dead)]
+    return [
+        Row(
+            "steady",
+            f"at {rate:,} events/s: worker CPU per event, alone / + dead (least)",
+            compared(lambda run: run.per_event_us(run.worker_cpu)),
+        ),
+        Row(
+            "steady",
+            "  machine CPU per event, alone / + dead (least)",
+            compared(lambda run: run.per_event_us(run.machine_cpu)),
+        ),
+        Row(
+            "steady",
+            "  p99 occurred_at -> received, alone / + dead (worst)",
+            f"{p99[0]:.1f} / {p99[1]:.1f} ms",
+        ),
+    ]
+
+
+def _latency_rows(bench: Bench, paced: Paced, floor: dict[str, float]) -> None:
+    rate, stats = bench.options.latency_rate, paced.stats
     ms = {q: (stats[q] or 0.0) * 1000 for q in ("p50", "p95", "p99", "max")}
     p99_ok = _at_most(ms["p99"], 50)
     bench.add(
         Row("latency", f"paced at {rate:,}/s: events measured", f"{stats['latency_samples']:,}"),
-        Row("latency", "rate at the sink", f"{stats['latency_samples'] / measured:,.0f}/s"),
+        Row("latency", "rate at the sink", f"{paced.rate:,.0f}/s"),
         Row("latency", "p50 occurred_at -> received", f"{ms['p50']:.1f} ms"),
         Row("latency", "p95 occurred_at -> received", f"{ms['p95']:.1f} ms"),
         Row("latency", "p99 occurred_at -> received", f"{ms['p99']:.1f} ms", "<= 50 ms", p99_ok),
@@ -346,6 +415,8 @@ def _latency_rows(
             "floor: bare aiokafka publish -> consume p50/p99",
             f"{floor['p50'] * 1000:.1f}/{floor['p99'] * 1000:.1f} ms",
         ),
+        Row("latency", "worker CPU at that rate (1.0 = a core)", f"{paced.worker_cpu:.2f}"),
+        Row("latency", "worker RSS at that rate", f"{paced.rss_kb / 1024:.0f} MB"),
     )
 
 
@@ -748,6 +819,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "throughput": throughput,
     "latency": latency,
     "isolation": isolation,
+    "steady": steady,
     "deferral": deferral,
     "budget": budget,
     "registry": registry_lookups,
