@@ -303,9 +303,15 @@ class Paced:
         """Events that reached the sink per second of the measured span."""
         return float(self.stats["latency_samples"]) / self.measured
 
-    def per_event_us(self, cpu: float) -> float:
-        """CPU time (a share of a core, as `worker_cpu`) per event that reached the sink."""
-        return cpu / self.rate * 1e6 if self.rate else 0.0
+    @property
+    def worker_us(self) -> float:
+        """The worker's CPU time per event that reached the sink, in microseconds."""
+        return self.worker_cpu / self.rate * 1e6 if self.rate else 0.0
+
+    @property
+    def machine_us(self) -> float:
+        """The whole machine's CPU time per event that reached the sink, in microseconds."""
+        return self.machine_cpu / self.rate * 1e6 if self.rate else 0.0
 
 
 async def _paced_run(bench: Bench, name: str, urls: list[str]) -> Paced:
@@ -384,12 +390,12 @@ def _steady_rows(rate: int, alone: list[Paced], dead: list[Paced]) -> list[Row]:
         Row(
             "steady",
             f"at {rate:,} events/s: worker CPU per event, alone / + dead (least)",
-            compared(lambda run: run.per_event_us(run.worker_cpu)),
+            compared(lambda run: run.worker_us),
         ),
         Row(
             "steady",
             "  machine CPU per event, alone / + dead (least)",
-            compared(lambda run: run.per_event_us(run.machine_cpu)),
+            compared(lambda run: run.machine_us),
         ),
         Row(
             "steady",

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from hookline.demo.peers import StandInServer
@@ -83,12 +82,7 @@ class HttpReceiver(StandInServer):
             status, headers = self.answer(request) if self.answer else (200, {})
             if 200 <= status < 300:
                 self.received.append(
-                    Received(
-                        request.path,
-                        CIMultiDictProxy(CIMultiDict(request.headers)),
-                        body,
-                        time.monotonic(),
-                    )
+                    Received(request.path, request.headers, body, time.monotonic())
                 )
             return web.Response(status=status, headers=headers, text="ok" if status < 300 else "no")
         finally:
