@@ -159,7 +159,6 @@ class Dispatcher:
         self, refused: list[Deferral], retries_done: int, received: bytes | None = None
     ) -> list[DeliveryResult]:
         results = await self.router.defer(refused, retries_done, received)
-        self.metrics.observe_deferrals([d.notification.channel.channel for d in refused])
         # They come in floods while a destination is down: its failures are the news.
         if logger.isEnabledFor(logging.DEBUG):
             for deferral in refused:

@@ -6,6 +6,7 @@ import base64
 import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -50,6 +51,17 @@ class RetryTiers:
         return self._topics[tier_for(delay, self._delays)]
 
 
+class _DeferralStep(NamedTuple):
+    """Where a deferral goes at one step of the retry schedule."""
+
+    wait: timedelta
+    topic: str
+
+    @classmethod
+    def of(cls, delay: float, tiers: RetryTiers) -> _DeferralStep:
+        return cls(timedelta(seconds=delay), tiers.topic_for(delay))
+
+
 class FailureRouter:
     """Publishes retry records and dead letters.
 
@@ -69,6 +81,13 @@ class FailureRouter:
         self._dlq_topic = dlq_topic
         self._metrics = metrics
         self._deferral_delay = deferral_delay
+        # A deferral's wait depends only on how many retries came before it: worked out once
+        # per step of the schedule, not once per refused delivery.
+        self._deferral_steps = [
+            _DeferralStep.of(delay, tiers)
+            for done in range(len(tiers.schedule))
+            if (delay := next_delay(tiers.schedule, done, deferral_delay)) is not None
+        ]
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
@@ -108,13 +127,15 @@ class FailureRouter:
         A dead destination's deliveries come in floods: a deferral costs no attempt record, no
         round trip and no wait, only its retry record. `received`: the event's JSON as it was
         consumed (already validated), embedded as it is instead of dumping the event again."""
-        delay = next_delay(self._tiers.schedule, retries_done, self._deferral_delay)
-        if delay is None:  # the schedule is spent: dead-letter each, as after_failure would
+        if retries_done >= len(self._deferral_steps):
+            # The schedule is spent: dead-letter each, as after_failure would.
+            self._metrics.observe_deferrals(deferrals, scheduled=False)
             return [
                 await self.after_failure(d.notification, d.attempt(), retries_done)
                 for d in deferrals
             ]
-        due_at = utc_now() + timedelta(seconds=delay)
+        step = self._deferral_steps[retries_done]
+        due_at = utc_now() + step.wait
         event = deferrals[0].notification.event
         event_json = received or event.model_dump_json().encode()
         key = _key_of(event)
@@ -132,13 +153,13 @@ class FailureRouter:
             )
             retries.append((key, retry))
         try:
-            await self._publisher.hand_over(self._tiers.topic_for(delay), retries)
+            await self._publisher.hand_over(step.topic, retries)
         except RecordTooLargeError as exc:
+            self._metrics.observe_deferrals(deferrals, scheduled=False)
             for deferral in deferrals:
                 await self._dead_letter(deferral.notification, deferral.attempt(), too_large=exc)
             return [DeliveryResult.GAVE_UP] * len(deferrals)
-        for deferral in deferrals:
-            self._metrics.count_retries(deferral.notification.channel.channel)
+        self._metrics.observe_deferrals(deferrals, scheduled=True)
         return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:

@@ -6,7 +6,7 @@ import bisect
 import itertools
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
+from hookline.worker.destinations import Deferral
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 300, 1800, 7200, 36000)
@@ -56,11 +57,16 @@ class WorkerMetrics:
         if attempt.delivered:
             _of(tally.lag, attempt.channel, _LAG_BUCKETS).observe(time.time() - occurred_at)
 
-    def observe_deferrals(self, channels: list[str]) -> None:
-        """Count deliveries deferred before they were tried, one channel name each."""
-        attempts = self._tally.attempts
-        for channel in channels:
-            attempts[(channel, DeliveryOutcome.DEFERRED)] += 1
+    def observe_deferrals(self, deferrals: Sequence[Deferral], *, scheduled: bool) -> None:
+        """Count deliveries deferred before they were tried and, if `scheduled`, their retries
+        (else they were dead-lettered): one call for both, as a dead destination's deferrals
+        come in floods."""
+        tally = self._tally
+        for deferral in deferrals:
+            channel = deferral.notification.channel.channel
+            tally.attempts[(channel, DeliveryOutcome.DEFERRED)] += 1
+            if scheduled:
+                tally.retries[channel] += 1
 
     def count_retries(self, channel: str) -> None:
         """Count one delivery handed to a durable retry tier."""

@@ -7,9 +7,12 @@ import time
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookline.schemas import DeliveryAttempt, DeliveryOutcome
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, HttpChannel, Notification
+from hookline.schemas.channel_configs import SlackChannel
 from hookline.schemas.common import utc_now
+from hookline.worker.destinations import Deferral
 from hookline.worker.metrics import WorkerMetrics
+from tests.conftest import make_event
 
 
 def scrape(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,13 +40,29 @@ def attempt(
     )
 
 
+def deferral(channel: HttpChannel | SlackChannel) -> Deferral:
+    notification = Notification(
+        event=make_event(), webhook_id="wh_1", webhook_name="one", channel=channel, delivery_id="m"
+    )
+    return Deferral(notification, "circuit open")
+
+
+WEBHOOK = HttpChannel.model_validate(
+    {"channel": "webhook", "configs": {"url": "https://hooks.example.com/in"}}
+)
+SLACK = SlackChannel.model_validate(
+    {"channel": "slack", "configs": {"webhook_url": "https://hooks.slack.com/services/T/B/x"}}
+)
+
+
 def test_attempts_are_counted_by_channel_and_outcome() -> None:
     metrics = WorkerMetrics()
     now = time.time()
     metrics.observe(attempt(DeliveryOutcome.DELIVERED, 3.0), now)
     metrics.observe(attempt(DeliveryOutcome.DELIVERED, 3.0), now)
     metrics.observe(attempt(DeliveryOutcome.RETRYABLE, 3.0, channel="slack"), now)
-    metrics.observe_deferrals(["webhook", "webhook"])
+    metrics.observe_deferrals([deferral(WEBHOOK), deferral(WEBHOOK)], scheduled=True)
+    metrics.observe_deferrals([deferral(SLACK)], scheduled=False)  # dead-lettered instead
     metrics.count_retries("slack")
 
     samples = scrape(metrics)
@@ -55,7 +74,13 @@ def test_attempts_are_counted_by_channel_and_outcome() -> None:
     assert deliveries("webhook", "delivered") == 2
     assert deliveries("slack", "retryable") == 1
     assert deliveries("webhook", "deferred") == 2
-    assert samples[("hookline_retries_scheduled_total", (("channel", "slack"),))] == 1
+    assert deliveries("slack", "deferred") == 1
+
+    def retries(channel: str) -> float:
+        return samples[("hookline_retries_scheduled_total", (("channel", channel),))]
+
+    assert retries("webhook") == 2
+    assert retries("slack") == 1
     # Only a delivered attempt has an end-to-end lag.
     assert samples[("hookline_end_to_end_lag_seconds_count", (("channel", "webhook"),))] == 2
     assert ("hookline_end_to_end_lag_seconds_count", (("channel", "slack"),)) not in samples
