@@ -73,12 +73,19 @@ class Dispatcher:
             await self.router.reject_message(message, str(exc))
             return []
         admitted, refused = self._triage(await self._notifications(event))
-        done = await until_done(
-            lambda: self.recorder.delivered(event.internal_id, [n.delivery_id for n in admitted]),
-            what="checking earlier deliveries",
-        )
-        pending = [n for n in admitted if n.delivery_id not in done]
-        results = await self._deliver_all(pending) if pending else []
+        results: list[DeliveryResult] = []
+        # Inline, not a method: the first delivery runs in this task, and every frame of its
+        # chain is resumed each time it wakes. Most events no webhook wants, and those of a
+        # dead destination refuse everything: neither pays for the delivered check.
+        if admitted:
+            done = await until_done(
+                lambda: self.recorder.delivered(
+                    event.internal_id, [n.delivery_id for n in admitted]
+                ),
+                what="checking earlier deliveries",
+            )
+            pending = [n for n in admitted if n.delivery_id not in done]
+            results = await self._deliver_all(pending) if pending else []
         if refused:  # handed to a retry tier; the offset commit waits for Kafka, not the event
             results += await self._defer(refused, retries_done=0, received=message.value)
         return results
