@@ -74,9 +74,9 @@ class Dispatcher:
             return []
         admitted, refused = self._triage(await self._notifications(event))
         results: list[DeliveryResult] = []
-        # Inline, not a method: the first delivery runs in this task, and every frame of its
-        # chain is resumed each time it wakes. Most events no webhook wants, and those of a
-        # dead destination refuse everything: neither pays for the delivered check.
+        # An event no webhook wants, or whose every destination refuses it, skips the delivered
+        # check. Inline, not a method: the first delivery runs in this task, and every frame of
+        # its chain is resumed each time it wakes.
         if admitted:
             done = await until_done(
                 lambda: self.recorder.delivered(

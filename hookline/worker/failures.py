@@ -58,8 +58,12 @@ class _DeferralStep(NamedTuple):
     topic: str
 
     @classmethod
-    def of(cls, delay: float, tiers: RetryTiers) -> _DeferralStep:
-        return cls(timedelta(seconds=delay), tiers.topic_for(delay))
+    def of_schedule(cls, tiers: RetryTiers, deferral_delay: float) -> list[_DeferralStep]:
+        """One step per retry the schedule allows, in order; the list ends where it is spent."""
+        steps: list[_DeferralStep] = []
+        while (delay := next_delay(tiers.schedule, len(steps), deferral_delay)) is not None:
+            steps.append(cls(timedelta(seconds=delay), tiers.topic_for(delay)))
+        return steps
 
 
 class FailureRouter:
@@ -83,11 +87,7 @@ class FailureRouter:
         self._deferral_delay = deferral_delay
         # A deferral's wait depends only on how many retries came before it: worked out once
         # per step of the schedule, not once per refused delivery.
-        self._deferral_steps = [
-            _DeferralStep.of(delay, tiers)
-            for done in range(len(tiers.schedule))
-            if (delay := next_delay(tiers.schedule, done, deferral_delay)) is not None
-        ]
+        self._deferral_steps = _DeferralStep.of_schedule(tiers, deferral_delay)
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
