@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,29 @@ from hookline.registry import connect_redis
 from hookline.schemas import EventEnvelope, new_event_id, new_organization_id
 from hookline.settings import Settings
 from hookline.worker.failures import RetryTiers
+
+PACKAGE = Path(__file__).resolve().parent.parent / "hookline"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled module (setup.py) older than its source: Python would import the
+    old compiled copy, and the edit would go untested."""
+    sources = {
+        compiled: compiled.with_name(compiled.name.split(".")[0] + ".py")
+        for compiled in PACKAGE.rglob("*.so")
+    }
+    stale = [
+        source
+        for compiled, source in sources.items()
+        if compiled.stat().st_mtime < source.stat().st_mtime
+    ]
+    if stale:
+        names = ", ".join(str(source.relative_to(PACKAGE.parent)) for source in stale)
+        raise pytest.UsageError(
+            f"{names} changed after it was compiled: rebuild with `pip install -e .` "
+            "(scripts/test does) before testing"
+        )
+
 
 KAFKA_BOOTSTRAP = os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("HOOKLINE_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,6 +7,7 @@ import time
 from abc import ABC, abstractmethod
 from typing import ClassVar, TypeVar
 
+from mypy_extensions import mypyc_attr
 from pydantic import BaseModel, ValidationError
 
 from hookline.errors import DeliveryError
@@ -45,6 +46,8 @@ def plugin_configs(notification: Notification, model: type[ConfigsT]) -> Configs
         ) from None
 
 
+# Compiled (setup.py), yet subclassed by interpreted code: plugins and the other channels.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DeliveryChannel(ABC):
     """Sends one notification to one kind of destination.
 
