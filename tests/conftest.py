@@ -35,8 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if stale:
         names = ", ".join(str(source.relative_to(PACKAGE.parent)) for source in stale)
         raise pytest.UsageError(
-            f"{names} changed after it was compiled: rebuild with `pip install -e .` "
-            "(scripts/test does) before testing"
+            f"{names} changed after it was compiled: rebuild with `scripts/install` "
+            "(scripts/test runs it) before testing"
         )
 
 
