@@ -13,6 +13,7 @@ COMPILED = [
     "hookline/channels/http_endpoint.py",
     "hookline/channels/slack_message.py",
     "hookline/channels/smtp_email.py",
+    "hookline/deadlines.py",
     "hookline/registry/outcomes.py",
     "hookline/worker/backoff.py",
     "hookline/worker/destinations.py",

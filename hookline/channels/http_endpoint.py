@@ -23,6 +23,7 @@ from yarl import URL
 from hookline import __version__
 from hookline.channels.base import DeliveryChannel, configs_of
 from hookline.channels.catalog import ChannelContext
+from hookline.deadlines import Deadlines
 from hookline.errors import DeliveryError
 from hookline.schemas import HttpConfigs, Notification
 from hookline.schemas.channel_configs import signing_key
@@ -38,6 +39,8 @@ _MAX_LOCATION = 200
 _USER_AGENT = f"hookline/{__version__}"
 _MAX_PREPARED = 10_000
 """Endpoints whose prepared headers, keys and URL are kept (the oldest go first)."""
+_NO_TIMERS = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+"""aiohttp's timeouts cost a timer per request; the channel's shared Deadlines keep the limit."""
 
 
 def signature_headers(
@@ -110,7 +113,6 @@ class _Prepared:
     host: str
     destination: str
     headers: dict[str, str] = field(repr=False)  # may carry the user's credentials
-    timeout: aiohttp.ClientTimeout
     key: hmac.HMAC
     previous_keys: tuple[tuple[hmac.HMAC, datetime], ...]
 
@@ -124,7 +126,6 @@ class _Prepared:
             host=configs.url.host or "",
             destination=f"webhook:{configs.url.host}:{configs.url.port}",
             headers=dict(headers.items()),
-            timeout=aiohttp.ClientTimeout(total=configs.timeout),
             key=_hmac_of(configs.secret),
             previous_keys=tuple(
                 (_hmac_of(kept.secret), kept.expires_at) for kept in configs.previous_secrets
@@ -148,6 +149,7 @@ class HttpEndpointChannel(DeliveryChannel):
     def __init__(self, context: ChannelContext) -> None:
         self._http = context.guarded_http
         self._renderer = context.renderer
+        self._deadlines = Deadlines()
         # Keyed by identity: the registry cache hands out the same configs for every event until
         # the webhook changes, and a changed webhook comes as new configs.
         self._prepared: dict[int, tuple[HttpConfigs, _Prepared]] = {}
@@ -161,20 +163,21 @@ class HttpEndpointChannel(DeliveryChannel):
             notification.delivery_id, body, prepared.signing_keys()
         )
         try:
-            async with self._http.post(
-                prepared.url,
-                data=body,
-                headers=headers,
-                timeout=prepared.timeout,
-                allow_redirects=False,
-            ) as response:
-                logger.debug(
-                    "delivery %s to %s answered %s",
-                    notification.delivery_id,
-                    prepared.host,
-                    response.status,
-                )
-                return await _accepted(response)
+            with self._deadlines.within(configs.timeout):
+                async with self._http.post(
+                    prepared.url,
+                    data=body,
+                    headers=headers,
+                    timeout=_NO_TIMERS,
+                    allow_redirects=False,
+                ) as response:
+                    logger.debug(
+                        "delivery %s to %s answered %s",
+                        notification.delivery_id,
+                        prepared.host,
+                        response.status,
+                    )
+                    return await _accepted(response)
         except TimeoutError:
             raise DeliveryError(
                 f"{prepared.host} did not answer within {configs.timeout:g} s", retryable=True
