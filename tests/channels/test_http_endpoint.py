@@ -352,6 +352,23 @@ async def test_a_slow_endpoint_times_out_as_retryable(
     assert attempt.error == "127.0.0.1 did not answer within 1 s"
 
 
+async def test_after_a_timeout_the_next_delivery_goes_out_on_a_fresh_connection(
+    channel: HttpEndpointChannel, channel_config: dict[str, Any], receiver: Receiver
+) -> None:
+    config = with_configs(channel_config, timeout=1)
+    receiver.delay = 2.0
+    timed_out = await channel.send(notification_for(config))
+    receiver.delay = 0.0
+    delivered = await channel.send(notification_for(config))
+
+    assert timed_out.outcome is DeliveryOutcome.RETRYABLE
+    assert delivered.outcome is DeliveryOutcome.DELIVERED
+    # The timed-out connection was dropped, not handed back to the pool half-read.
+    assert receiver.requests[0].client_port != receiver.requests[1].client_port
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
 async def test_a_refused_connection_is_retryable(
     channel: HttpEndpointChannel, channel_config: dict[str, Any], refused_url: str
 ) -> None:
