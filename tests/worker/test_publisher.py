@@ -1,6 +1,7 @@
 """The record publisher, against the real broker: every caller's records arrive, in order per
 key across rounds; a cancelled caller cancels nobody else; records handed over are in Kafka once
-`flushed()` returns, even after the broker stopped answering for a while."""
+`flushed()` returns, even after the broker stopped answering for a while; records nobody waits
+for go out once their round has gathered, and `flushed()` does not wait for the gathering."""
 
 from __future__ import annotations
 
@@ -160,3 +161,30 @@ async def test_a_record_too_large_for_its_topic_is_refused_at_once_and_nothing_e
     assert "max.message.bytes" in str(refused.value)
     messages = await read_messages(worker_settings, strict_topic, 1)
     assert [m.value for m in messages] == [b"after"]  # neither call queued any of its records
+
+
+async def test_records_nobody_waits_for_go_out_once_the_round_has_gathered(
+    worker_settings: Settings, producer: AIOKafkaProducer, topic: str
+) -> None:
+    publisher = RecordPublisher(producer, linger=0.5)
+    await publisher.publish(topic, [(b"org_a", b"0")])
+
+    for n in range(1, 50):
+        await publisher.hand_over(topic, [(b"org_a", str(n).encode())])
+
+    messages = await read_messages(worker_settings, topic, 50, within=10)
+    assert [int(m.value) for m in messages] == list(range(50))
+
+
+async def test_flushed_sends_the_gathering_round_at_once(
+    worker_settings: Settings, producer: AIOKafkaProducer, topic: str
+) -> None:
+    publisher = RecordPublisher(producer, linger=30)
+    await publisher.publish(topic, [(b"org_a", b"0")])
+    await publisher.hand_over(topic, [(b"org_a", b"1")])
+
+    async with asyncio.timeout(10):  # far less than the linger
+        await publisher.flushed()
+
+    messages = await read_messages(worker_settings, topic, 2, within=5)
+    assert [m.value for m in messages] == [b"0", b"1"]
