@@ -22,7 +22,9 @@ class Deadline:
     __slots__ = ("_cancelling", "_state", "_task", "deadline")
 
     def __init__(self, task: asyncio.Task[object], deadline: float) -> None:
-        self._task = task
+        # Dropped when the block ends: a long call at the front of its queue keeps the ended
+        # calls behind it queued until it ends, and they must not keep their tasks alive.
+        self._task: asyncio.Task[object] | None = task
         self.deadline = deadline
         self._state = _ACTIVE
         self._cancelling = task.cancelling()
@@ -36,10 +38,11 @@ class Deadline:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        task, self._task = self._task, None
         expired = self._state == _EXPIRING
         self._state = _DONE
         # Only the cancellation this limit asked for turns into TimeoutError.
-        ours = expired and self._task.uncancel() <= self._cancelling
+        ours = expired and task is not None and task.uncancel() <= self._cancelling
         if ours and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
             raise TimeoutError from exc
 
@@ -50,7 +53,7 @@ class Deadline:
 
     def expire(self) -> None:
         """Stop the call: cancel its task, unless the block has already ended."""
-        if self._state == _ACTIVE:
+        if self._state == _ACTIVE and self._task is not None:
             self._state = _EXPIRING
             self._task.cancel()
 

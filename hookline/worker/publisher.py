@@ -28,9 +28,10 @@ _FIRST_DELAY = 0.1
 _MAX_DELAY = 5.0
 ROUND_LINGER = 0.2
 """Seconds a round that nobody waits for gathers records before it is sent. A round costs some
-0.7 ms of CPU whatever it carries (bench/RESULTS.md, session 17): a dead destination's deferrals
-sent as soon as the round before was acknowledged left in rounds of about 170, at 7 us a record
-against 3.6 us in rounds of 1,000. Deferrals are due seconds later, so the wait costs nothing."""
+0.7 ms of CPU whatever it carries (bench/RESULTS.md, session 17): sent as soon as the round
+before was acknowledged, a dead destination's deferrals left a few at a time at an ordinary
+rate, at some 30 us a record against 5 to 8 us once rounds gather. Deferrals are due seconds
+later, so the wait costs nothing."""
 FULL_ROUND = 2000
 """Records at which a round is sent without gathering any longer."""
 
