@@ -69,6 +69,8 @@ class Options:
 SETTLE_SECONDS = 2.0
 """A destination that stops answering holds its deliveries a second before it counts as slow;
 rates from this long after the first arrival show the cost once it is known to be dead."""
+DIP_STEP = 0.1
+"""Seconds per step in which a drain's arrivals are counted to find its dip."""
 
 
 @dataclass
@@ -94,6 +96,22 @@ class Drain:
         settled = [at for at in arrivals if at >= arrivals[0] + SETTLE_SECONDS]
         span = settled[-1] - settled[0] if len(settled) > 1 else 0.0
         return (len(settled) - 1) / span if span > 0 else 0.0
+
+    @property
+    def dip_seconds(self) -> float:
+        """The longest stretch in which deliveries arrived at under half the drain's median rate
+        (a drain with `arrivals`): the stall while a dead destination is found out."""
+        arrivals: list[float] = self.stats["arrivals"]
+        counts = [0] * (int((arrivals[-1] - arrivals[0]) / DIP_STEP) + 1) if arrivals else []
+        for at in arrivals:
+            counts[int((at - arrivals[0]) / DIP_STEP)] += 1
+        whole = counts[:-1]  # the last step is cut short by the drain's end
+        floor = statistics.median(whole) / 2 if whole else 0.0
+        longest = run = 0
+        for count in whole:
+            run = run + 1 if count < floor else 0
+            longest = max(longest, run)
+        return longest * DIP_STEP
 
     @property
     def cpu_us(self) -> float | None:
@@ -530,6 +548,8 @@ def _isolation_rows(
             _settled_costs(pairs),
         ),
         row("  control: the same, no dead destination", _settled_costs(control)),
+        row("longest dip under half the rate, + dead / alone: each pair", _dips(pairs)),
+        row("  control: the same, no dead destination", _dips(control)),
         row("worker CPU per healthy delivery, alone / + dead (least)", _cpu_cost(pairs, "cpu_us")),
         row("  control: the same, no dead destination", _cpu_cost(control, "cpu_us")),
         row(
@@ -562,6 +582,10 @@ def _settled_costs(drains: list[tuple[Drain, Drain]]) -> str:
         return "n/a (drains shorter than that)"
     each = _pair_costs(drains, rate)
     return f"{_percent(_best_cost(drains, rate))} / {', '.join(map(_percent, each))}"
+
+
+def _dips(drains: list[tuple[Drain, Drain]]) -> str:
+    return ", ".join(f"{d.dip_seconds:.1f} / {a.dip_seconds:.1f} s" for a, d in drains)
 
 
 def _pair_costs(drains: list[tuple[Drain, Drain]], rate: Rate = _per_second) -> list[float]:
