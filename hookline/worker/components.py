@@ -79,9 +79,13 @@ class Components:
             )
             started.push_async_callback(producer.stop)
             reached = ReachedRecipients(redis, keys, settings.delivered_ttl)
+            publisher = RecordPublisher(producer, limits)
+            await until_done(
+                lambda: publisher.know([*tiers.topics, settings.dlq_topic]),
+                what="reading the partitions of the retry and dead-letter topics",
+            )
             catalog = await ChannelCatalog.open(settings, reached)
             started.pop_all()
-        publisher = RecordPublisher(producer, limits)
         router = FailureRouter(
             publisher, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
         )

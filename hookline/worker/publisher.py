@@ -7,7 +7,7 @@ import contextlib
 import logging
 import random
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -106,6 +106,13 @@ class RecordPublisher:
         elif self._out is not None:
             await self._out.acknowledged()
 
+    async def know(self, topics: Iterable[str]) -> None:
+        """Learn the partitions of `topics` before their first records: a dead destination's
+        first deferrals come thousands at once, and each would wait for the metadata (one that
+        came once it was there could overtake those still waking, out of order for its key)."""
+        for topic in topics:
+            await self._partitions_of(topic)
+
     async def aclose(self) -> None:
         """Stop sending (a round Kafka keeps refusing would be tried forever)."""
         if self._sending is not None:
@@ -120,8 +127,7 @@ class RecordPublisher:
                 raise RecordTooLargeError(topic, size, limit)
         partitions = self._partitions.get(topic)
         if partitions is None:
-            known = await self._producer.partitions_for(topic)
-            partitions = self._partitions[topic] = sorted(known)
+            partitions = await self._partitions_of(topic)
         produce_round = self._next
         for key, value in records:
             produce_round.records.append((topic, _partition_of(key, partitions), key, value))
@@ -130,6 +136,13 @@ class RecordPublisher:
         if self._sending is None:
             self._sending = asyncio.create_task(self._send_rounds())
         return produce_round
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            known = await self._producer.partitions_for(topic)
+            partitions = self._partitions[topic] = sorted(known)
+        return partitions
 
     async def _send_rounds(self) -> None:
         try:

@@ -1,7 +1,8 @@
 """The record publisher, against the real broker: every caller's records arrive, in order per
 key across rounds; a cancelled caller cancels nobody else; records handed over are in Kafka once
 `flushed()` returns, even after the broker stopped answering for a while; records nobody waits
-for go out once their round has gathered, and `flushed()` does not wait for the gathering."""
+for go out once their round has gathered, and `flushed()` does not wait for the gathering; a
+topic whose partitions it learnt ahead takes records without a wait."""
 
 from __future__ import annotations
 
@@ -35,6 +36,21 @@ async def publisher_for(producer: AIOKafkaProducer, topic: str) -> RecordPublish
     publisher = RecordPublisher(producer)
     await publisher.publish(topic, [(b"org_a", b"0")])
     return publisher
+
+
+async def test_records_to_topics_known_ahead_are_queued_without_waiting(
+    worker_settings: Settings, producer: AIOKafkaProducer, topic: str
+) -> None:
+    publisher = RecordPublisher(producer)
+    await publisher.know([topic])
+
+    handing_over = publisher.hand_over(topic, [(b"org_a", b"0")])
+    with pytest.raises(StopIteration):  # done at its first step: no wait for the metadata
+        handing_over.send(None)
+    await publisher.flushed()
+
+    messages = await read_messages(worker_settings, topic, 1)
+    assert [m.value for m in messages] == [b"0"]
 
 
 async def test_records_handed_over_while_a_round_is_out_arrive_in_order_per_key(
