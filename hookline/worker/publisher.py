@@ -108,10 +108,9 @@ class RecordPublisher:
 
     async def know(self, topics: Iterable[str]) -> None:
         """Learn the partitions of `topics` before their first records: a dead destination's
-        first deferrals come thousands at once, and each would wait for the metadata (one that
-        came once it was there could overtake those still waking, out of order for its key)."""
+        first deferrals come thousands at once, and each would wait for the same metadata."""
         for topic in topics:
-            await self._partitions_of(topic)
+            await self._learn(topic)
 
     async def aclose(self) -> None:
         """Stop sending (a round Kafka keeps refusing would be tried forever)."""
@@ -127,7 +126,7 @@ class RecordPublisher:
                 raise RecordTooLargeError(topic, size, limit)
         partitions = self._partitions.get(topic)
         if partitions is None:
-            partitions = await self._partitions_of(topic)
+            partitions = await self._learn(topic)
         produce_round = self._next
         for key, value in records:
             produce_round.records.append((topic, _partition_of(key, partitions), key, value))
@@ -137,11 +136,9 @@ class RecordPublisher:
             self._sending = asyncio.create_task(self._send_rounds())
         return produce_round
 
-    async def _partitions_of(self, topic: str) -> list[int]:
-        partitions = self._partitions.get(topic)
-        if partitions is None:
-            known = await self._producer.partitions_for(topic)
-            partitions = self._partitions[topic] = sorted(known)
+    async def _learn(self, topic: str) -> list[int]:
+        known = await self._producer.partitions_for(topic)
+        partitions = self._partitions[topic] = sorted(known)
         return partitions
 
     async def _send_rounds(self) -> None:
