@@ -43,6 +43,8 @@ FULL = {
     "latency_seconds": 15.0,
     "isolation_events": 40_000,
     "isolation_rounds": 4,
+    "interleaved_events": 10_000,
+    "interleaved_rounds": 40,
     "steady_rounds": 2,
     "throughput_rounds": 3,
     "refusals": 5_000,
@@ -57,6 +59,8 @@ QUICK = {
     "latency_seconds": 2.0,
     "isolation_events": 200,
     "isolation_rounds": 1,
+    "interleaved_events": 200,
+    "interleaved_rounds": 2,
     "steady_rounds": 1,
     "throughput_rounds": 1,
     "refusals": 200,
@@ -88,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--isolation-events", type=int, help="events per isolation case")
     parser.add_argument(
         "--isolation-rounds", type=int, help="isolation: alternating pairs of cases measured"
+    )
+    parser.add_argument(
+        "--interleaved-events", type=int, help="isolation: events per interleaved phase"
+    )
+    parser.add_argument(
+        "--interleaved-rounds",
+        type=int,
+        help="isolation: rounds of interleaved phases in one worker (each: alone, dead, control)",
     )
     parser.add_argument(
         "--throughput-rounds",
@@ -131,6 +143,8 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         "latency_seconds",
         "isolation_events",
         "isolation_rounds",
+        "interleaved_events",
+        "interleaved_rounds",
         "throughput_rounds",
     ):
         if getattr(args, name) is not None:
@@ -143,6 +157,8 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         latency_seconds=float(sizes["latency_seconds"]),
         isolation_events=int(sizes["isolation_events"]),
         isolation_rounds=int(sizes["isolation_rounds"]),
+        interleaved_events=int(sizes["interleaved_events"]),
+        interleaved_rounds=int(sizes["interleaved_rounds"]),
         steady_rounds=int(sizes["steady_rounds"]),
         throughput_rounds=int(sizes["throughput_rounds"]),
         refusals=int(sizes["refusals"]),
