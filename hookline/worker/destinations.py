@@ -13,6 +13,10 @@ from hookline.channels.base import attempt_record
 from hookline.errors import DeliveryError
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
 
+CLAIM_LAPSE = 5.0
+"""Seconds a probe claimed for a delivery stays claimed if that delivery is never sent (found
+delivered already, or its event failed); then another delivery may claim it."""
+
 
 @dataclass
 class CircuitBreaker:
@@ -24,10 +28,15 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
+    claimed_at: float | None = None
+    """When a delivery triaged ahead of its send took the probe (see `claim`); None once sent."""
 
     def allow(self) -> bool:
         """Whether a delivery may be tried now (half-open admits a single probe)."""
         if self.opened_at is None:
+            return True
+        if self.claimed_at is not None:  # the claimed probe, sent by whichever delivery is first
+            self.claimed_at = None
             return True
         if self.refuses():
             return False
@@ -38,11 +47,20 @@ class CircuitBreaker:
         """Whether a delivery would be refused now; unlike `allow`, it never starts a probe."""
         if self.opened_at is None:
             return False
+        if self.claimed_at is not None and self.clock() - self.claimed_at >= CLAIM_LAPSE:
+            self.probing, self.claimed_at = False, None
         return self.probing or self.clock() - self.opened_at < self.cooldown
+
+    def claim(self) -> None:
+        """Take the probe now for a delivery `refuses` admitted, if the cooldown is over: deliveries
+        triaged together would otherwise all be admitted before any started it, each then refused
+        at its own send."""
+        if self.opened_at is not None:
+            self.probing, self.claimed_at = True, self.clock()
 
     def record(self, succeeded: bool) -> None:
         """Feed the outcome of a delivery that was allowed."""
-        was_probe, self.probing = self.probing, False
+        was_probe, self.probing, self.claimed_at = self.probing, False, None
         if succeeded:
             self.failures, self.opened_at = 0, None
             return
@@ -194,7 +212,8 @@ class DestinationGate:
         return attempt
 
     def refusal(self, key: str) -> str | None:
-        """Why a delivery to `key` would be deferred right now without a wait, or None.
+        """Why a delivery to `key` would be deferred right now without a wait, or None (then the
+        delivery is to be sent: it claims the probe of a breaker whose cooldown is over).
 
         Lets a caller defer a refused destination's deliveries in bulk, before paying for each
         one's attempt: a dead destination's deliveries then cost the others little."""
@@ -205,6 +224,7 @@ class DestinationGate:
             return _circuit_open(key)
         if destination.slots.full and destination.is_slow(self._queue_timeout):
             return _saturated(key)
+        destination.breaker.claim()
         return None
 
     async def _take_slot(self, destination: _Destination) -> bool:

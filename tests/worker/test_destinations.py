@@ -10,7 +10,7 @@ import pytest
 from hookline.channels.base import attempt_record
 from hookline.errors import DeliveryError
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, HttpChannel, Notification
-from hookline.worker.destinations import CircuitBreaker, Deferral, DestinationGate
+from hookline.worker.destinations import CLAIM_LAPSE, CircuitBreaker, Deferral, DestinationGate
 from tests.conftest import make_event
 
 DESTINATION = "webhook:hooks.example.com:443"
@@ -120,6 +120,49 @@ def test_asking_whether_it_refuses_never_uses_up_the_probe(
     assert not breaker.refuses()
     assert breaker.allow()  # the probe is still there for the delivery that is sent
     assert breaker.refuses()
+
+
+def test_a_claimed_probe_refuses_every_delivery_triaged_after_it(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    clock.now += 30.0
+    assert not breaker.refuses()
+
+    breaker.claim()
+
+    assert breaker.refuses()  # before the claimed probe is even sent
+    assert breaker.allow()  # the claimed probe's send
+    assert not breaker.allow()
+    breaker.record(succeeded=False)
+    assert breaker.refuses()
+    clock.now += 30.0
+    assert not breaker.refuses()
+
+
+def test_a_claim_whose_delivery_is_never_sent_lapses(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    fail(breaker, 3)
+    clock.now += 30.0
+    breaker.claim()
+    clock.now += CLAIM_LAPSE - 0.1
+    assert breaker.refuses()
+
+    clock.now += 0.1
+
+    assert not breaker.refuses()  # another delivery may be the probe
+    assert breaker.allow()
+    assert not breaker.allow()
+
+
+def test_claiming_a_closed_breaker_changes_nothing(breaker: CircuitBreaker) -> None:
+    fail(breaker, 2)
+
+    breaker.claim()
+
+    assert not breaker.refuses()
+    assert all(breaker.allow() for _ in range(3))
 
 
 def notification() -> Notification:
@@ -281,6 +324,26 @@ async def test_the_gate_tells_which_destinations_refuse_before_anything_is_sent(
     hung.release.set()
     await holder
     assert limited.refusal(other) is None
+
+
+async def test_after_the_cooldown_only_the_first_delivery_triaged_is_admitted() -> None:
+    # Deliveries triaged together, before any is sent: only the first may be the probe, and the
+    # rest are refused up front instead of each at its send.
+    guarded = gate(breaker_threshold=2, breaker_cooldown=0.05)
+    failing = Peer(retryable_failure=True)
+    for _ in range(2):
+        await guarded.send(DESTINATION, notification(), failing)
+    await asyncio.sleep(0.06)
+
+    triaged_together = [guarded.refusal(DESTINATION) for _ in range(3)]
+
+    assert triaged_together[0] is None
+    assert all(r is not None and "circuit open" in r for r in triaged_together[1:])
+    probe = Peer()
+    assert sent(await guarded.send(DESTINATION, notification(), probe)).delivered
+    assert probe.calls == 1
+    assert guarded.open_breakers() == 0
+    assert guarded.refusal(DESTINATION) is None
 
 
 async def test_once_a_destination_is_slow_every_waiting_delivery_gives_up_at_once() -> None:
