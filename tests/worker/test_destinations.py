@@ -36,6 +36,14 @@ def breaker(clock: FakeClock) -> CircuitBreaker:
     return CircuitBreaker(threshold=3, cooldown=30.0, clock=clock)
 
 
+@pytest.fixture
+def half_open(breaker: CircuitBreaker, clock: FakeClock) -> CircuitBreaker:
+    """A breaker opened by failures, its cooldown just over: the next delivery is the probe."""
+    fail(breaker, 3)
+    clock.now += 30.0
+    return breaker
+
+
 def fail(breaker: CircuitBreaker, times: int) -> None:
     """Feed `times` allowed-and-failed deliveries."""
     for _ in range(times):
@@ -123,37 +131,33 @@ def test_asking_whether_it_refuses_never_uses_up_the_probe(
 
 
 def test_a_claimed_probe_refuses_every_delivery_triaged_after_it(
-    breaker: CircuitBreaker, clock: FakeClock
+    half_open: CircuitBreaker, clock: FakeClock
 ) -> None:
-    fail(breaker, 3)
-    clock.now += 30.0
-    assert not breaker.refuses()
+    assert not half_open.refuses()
 
-    breaker.claim()
+    half_open.claim()
 
-    assert breaker.refuses()  # before the claimed probe is even sent
-    assert breaker.allow()  # the claimed probe's send
-    assert not breaker.allow()
-    breaker.record(succeeded=False)
-    assert breaker.refuses()
+    assert half_open.refuses()  # before the claimed probe is even sent
+    assert half_open.allow()  # the claimed probe's send
+    assert not half_open.allow()
+    half_open.record(succeeded=False)
+    assert half_open.refuses()
     clock.now += 30.0
-    assert not breaker.refuses()
+    assert not half_open.refuses()
 
 
 def test_a_claim_whose_delivery_is_never_sent_lapses(
-    breaker: CircuitBreaker, clock: FakeClock
+    half_open: CircuitBreaker, clock: FakeClock
 ) -> None:
-    fail(breaker, 3)
-    clock.now += 30.0
-    breaker.claim()
+    half_open.claim()
     clock.now += CLAIM_LAPSE - 0.1
-    assert breaker.refuses()
+    assert half_open.refuses()
 
     clock.now += 0.1
 
-    assert not breaker.refuses()  # another delivery may be the probe
-    assert breaker.allow()
-    assert not breaker.allow()
+    assert not half_open.refuses()  # another delivery may be the probe
+    assert half_open.allow()
+    assert not half_open.allow()
 
 
 def test_claiming_a_closed_breaker_changes_nothing(breaker: CircuitBreaker) -> None:
