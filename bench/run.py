@@ -47,6 +47,7 @@ FULL = {
     "interleaved_rounds": 40,
     "steady_rounds": 2,
     "throughput_rounds": 3,
+    "ratio_rounds": 20,
     "refusals": 5_000,
     "budget_deliveries": 5_000,
     "lookups": 200_000,
@@ -63,6 +64,7 @@ QUICK = {
     "interleaved_rounds": 2,
     "steady_rounds": 1,
     "throughput_rounds": 1,
+    "ratio_rounds": 1,
     "refusals": 200,
     "budget_deliveries": 200,
     "lookups": 5_000,
@@ -94,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "--isolation-rounds", type=int, help="isolation: alternating pairs of cases measured"
     )
     parser.add_argument(
-        "--interleaved-events", type=int, help="isolation: events per interleaved phase"
+        "--interleaved-events",
+        type=int,
+        help="deliveries per phase of the rounds in one worker (isolation, throughput's ratio)",
     )
     parser.add_argument(
         "--interleaved-rounds",
@@ -105,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         "--throughput-rounds",
         type=int,
         help="throughput: rounds of a bare POST loop then a drain, per case",
+    )
+    parser.add_argument(
+        "--ratio-rounds",
+        type=int,
+        help="throughput: rounds of a bare POST loop then a phase in one worker, per case",
     )
     parser.add_argument("--out", type=Path, help="folder for worker logs and profiles")
     parser.add_argument(
@@ -146,6 +155,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         "interleaved_events",
         "interleaved_rounds",
         "throughput_rounds",
+        "ratio_rounds",
     ):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
@@ -161,6 +171,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         interleaved_rounds=int(sizes["interleaved_rounds"]),
         steady_rounds=int(sizes["steady_rounds"]),
         throughput_rounds=int(sizes["throughput_rounds"]),
+        ratio_rounds=int(sizes["ratio_rounds"]),
         refusals=int(sizes["refusals"]),
         budget_deliveries=int(sizes["budget_deliveries"]),
         lookups=int(sizes["lookups"]),

@@ -7,7 +7,13 @@ from bench.sections import Drain, Round, _interleaved_rows, _interval
 
 
 def _drain(per_second: float, cpu_us: float = 200.0) -> Drain:
-    stats = {"first": 0.0, "last": 1.0, "unique": per_second + 1, "phase_cpu_us": cpu_us}
+    stats = {
+        "offered": 0.0,
+        "first": 0.1,
+        "last": 1.0,
+        "unique": per_second,
+        "phase_cpu_us": cpu_us,
+    }
     return Drain(stats, publish_seconds=0.0, peak_rss_kb=0, metrics={})
 
 
