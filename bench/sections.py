@@ -660,7 +660,7 @@ async def _phase(
     org = await bench.organization(urls)
     await bench.sink.reset()
     cpu_from = worker.cpu_seconds()
-    offered = time.time()
+    offered = time.time()  # the wall clock: the sink, another process, stamps arrivals with it
     published = await publish_backlog(bench.kafka, f"{bench.prefix}-{name}", org, events, name)
     stats = await bench.sink.wait_for(expect, 120 + expect / 200, worker)
     await _quiet(worker)
