@@ -291,8 +291,7 @@ async def _ratio_rounds(bench: Bench, fanout: int) -> list[float]:
     the best of a few drains and the best of a few loops, a minute apart, need not. The first
     round (the worker's connections and cache still cold) is not counted."""
     options, sink = bench.options, bench.sink
-    name = f"ratio{fanout}"
-    events = max(1, options.interleaved_events // fanout)
+    name, events = f"ratio{fanout}", _ratio_phase_events(bench, fanout)
     await bench.kafka.create(f"{bench.prefix}-{name}")
     worker = await bench.start_worker(name)
     ratios: list[float] = []
@@ -309,6 +308,11 @@ async def _ratio_rounds(bench: Bench, fanout: int) -> list[float]:
     return ratios
 
 
+def _ratio_phase_events(bench: Bench, fanout: int) -> int:
+    """Events per phase of the ratio's rounds: `--interleaved-events` deliveries' worth."""
+    return max(1, bench.options.interleaved_events // fanout)
+
+
 def _throughput_rows(
     bench: Bench,
     label: str,
@@ -320,7 +324,6 @@ def _throughput_rows(
     rate = max(drain.per_second for _, drain in rounds)
     bare = max(loop for loop, _ in rounds)
     best = f"best of {len(rounds)}" if len(rounds) > 1 else "one drain"
-    phase = max(1, bench.options.interleaved_events // fanout) * fanout
 
     def row(measure: str, value: str, target: str = "", verdict: str = "") -> Row:
         return Row("throughput", f"{label}: {measure}", value, target, verdict)
@@ -333,7 +336,7 @@ def _throughput_rows(
             "each round, drain / the loop just before",
             ", ".join(f"{d.per_second:,.0f} / {loop:,.0f}" for loop, d in rounds),
         ),
-        _ratio_row(label, ratios, phase),
+        _ratio_row(label, ratios, _ratio_phase_events(bench, fanout) * fanout),
     ]
     if bench.raw_kafka:
         rows.append(row("ratio to raw aiokafka (events)", f"{rate / fanout / bench.raw_kafka:.3f}"))
@@ -726,31 +729,19 @@ def _interval(values: list[float]) -> str:
 
 
 def _ratio_row(label: str, ratios: list[float], deliveries: int) -> Row:
-    """The target's row: the rounds' ratios of a phase's rate to the bare loop's, each taken
-    side by side."""
+    """The target's row: the geometric mean of the rounds' ratios (each a phase's rate over the
+    bare loop's just before), with its 95 % interval; taken in logs, so that a ratio and its
+    inverse weigh alike."""
     rounds = f"{len(ratios)} round{'s' if len(ratios) != 1 else ''} of {deliveries:,} deliveries"
-    return Row(
-        "throughput",
-        f"{label}: ratio in one worker, {rounds}: geometric mean (95 %)",
-        _ratio_interval(ratios),
-        ">= 0.5",
-        _at_least(_geometric_mean(ratios), 0.5) if ratios else "",
-    )
-
-
-def _geometric_mean(ratios: list[float]) -> float:
-    """The mean of ratios taken in logs: a ratio and its inverse weigh alike."""
-    return math.exp(statistics.fmean(math.log(r) for r in ratios))
-
-
-def _ratio_interval(ratios: list[float]) -> str:
-    """The geometric mean of `ratios`, with its 95 % interval (taken in logs)."""
+    measure = f"{label}: ratio in one worker, {rounds}: geometric mean (95 %)"
     if not ratios:
-        return "n/a"
+        return Row("throughput", measure, "n/a", ">= 0.5")
     mean, half = _mean_and_half_width([math.log(r) for r in ratios])
-    if half is None:
-        return f"{math.exp(mean):.2f} (one round)"
-    return f"{math.exp(mean):.2f} ({math.exp(mean - half):.2f} to {math.exp(mean + half):.2f})"
+    ratio = math.exp(mean)
+    value = f"{ratio:.2f} (one round)"
+    if half is not None:
+        value = f"{ratio:.2f} ({math.exp(mean - half):.2f} to {math.exp(mean + half):.2f})"
+    return Row("throughput", measure, value, ">= 0.5", _at_least(ratio, 0.5))
 
 
 def _mean_and_half_width(values: list[float]) -> tuple[float, float | None]:
