@@ -78,7 +78,7 @@ def make_event(
     """A valid event envelope for tests."""
     return EventEnvelope(
         event_id=new_event_id(),
-        event_type=event_type,  # type: ignore[arg-type]
+        event_type=event_type,
         internal_id=internal_id or new_organization_id(),
         occurred_at=datetime.now(UTC),
         data=data or {"object_id": "obj_123", "collection_id": "col_9"},

@@ -244,7 +244,7 @@ async def test_a_rotated_webhook_signs_with_both_secrets(
 
     [request] = receiver.on("/in")
     for secret in (SECRET, new):
-        verified = SignatureVerifier(secret).verify(request.body, request.headers)
+        verified = SignatureVerifier(secret).verify(request.body, dict(request.headers))
         assert verified["data"]["test"] is True
 
 

@@ -39,7 +39,7 @@ async def test_a_test_event_reaches_the_endpoint_signed(
     [request] = receiver.on("/in")
     assert request.webhook_id == attempt["delivery_id"]
     secret = created["channels"][0]["configs"]["secret"]
-    payload = SignatureVerifier(secret).verify(request.body, request.headers)
+    payload = SignatureVerifier(secret).verify(request.body, dict(request.headers))
     assert payload["type"] == sent["event_type"] == "cluster.execution.failed"
     assert payload["data"]["test"] is True
     assert sent["event_id"].startswith("evt_")

@@ -83,7 +83,7 @@ async def test_every_channel_of_every_matching_webhook_receives_the_event_concur
     }
     assert {r.path: r.webhook_id for r in receiver.received} == expected_ids
     for request in receiver.on("/one") + receiver.on("/two"):
-        assert SignatureCheck(SECRET).verify(request.body, request.headers)["event_id"] == (
+        assert SignatureCheck(SECRET).verify(request.body, dict(request.headers))["event_id"] == (
             event.event_id
         )
     [mail] = smtp_server.messages
@@ -103,7 +103,7 @@ async def test_http_deliveries_verify_with_the_webhooks_secret(
         await eventually(lambda: receiver.received)
 
     [request] = receiver.received
-    payload = SignatureCheck(SECRET).verify(request.body, request.headers)
+    payload = SignatureCheck(SECRET).verify(request.body, dict(request.headers))
     assert payload["event_id"] == event.event_id
     assert payload["type"] == "object.created"
     assert payload["data"] == {"object_id": "obj_42"}
