@@ -1,13 +1,12 @@
-"""Builds hookline with its hot-path modules compiled to C by mypyc (`bench/RESULTS.md`: a tenth
-less worker CPU per delivery in session 16, a sixth less per refused delivery with the failure
-path in session 17). The rest of the package stays interpreted."""
+"""Builds hookline as pure Python; with `HOOKLINE_COMPILE=1`, its hot-path modules are compiled
+to C by mypyc (a speed option: it needs a C compiler; `bench/README.md` gives the difference)."""
 
-from mypyc.build import mypycify
+import os
+
 from setuptools import setup
 
 # A module holding a class whose base is an untyped third-party class (mypy sees `Any`) must
-# not be listed: mypyc compiles such classes, and they crashed the process (worker/runner's
-# rebalance listener, channels/twilio_sms's HTTP client).
+# not be listed: mypyc compiles such classes, and they crash the process.
 COMPILED = [
     "hookline/batching.py",
     "hookline/channels/base.py",
@@ -16,8 +15,8 @@ COMPILED = [
     "hookline/channels/smtp_email.py",
     "hookline/deadlines.py",
     "hookline/registry/outcomes.py",
+    "hookline/worker/admission.py",
     "hookline/worker/backoff.py",
-    "hookline/worker/destinations.py",
     "hookline/worker/dispatch.py",
     "hookline/worker/failures.py",
     "hookline/worker/offsets.py",
@@ -29,4 +28,13 @@ COMPILED = [
 # plugin). `mypy --strict` with that configuration checks the whole package separately.
 MYPY_FLAGS = ["--config-file=", "--no-site-packages", "--ignore-missing-imports"]
 
-setup(ext_modules=mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3"))
+
+def _extensions() -> list[object]:
+    if os.environ.get("HOOKLINE_COMPILE") != "1":
+        return []
+    from mypyc.build import mypycify
+
+    return list(mypycify([*MYPY_FLAGS, *COMPILED], opt_level="3"))
+
+
+setup(ext_modules=_extensions())
