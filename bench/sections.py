@@ -38,6 +38,7 @@ from bench.stack import (
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
 from hookline.schemas import WebhookEventType, new_organization_id, notifications_for
 from hookline.settings import Settings
+from hookline.worker.admission import Admit
 from hookline.worker.components import Components
 from hookline.worker.dispatch import Dispatcher, decode_event
 
@@ -255,9 +256,9 @@ async def raw_limits(bench: Bench) -> None:
 
 
 def _bare_concurrency(bench: Bench) -> int:
-    # The worker sends at most destination_concurrency requests at once to one host, over a
+    # The worker sends at most endpoint_concurrency requests at once to one host, over a
     # pool of as many connections per host: the same for the bare loop.
-    return min(bench.settings.destination_concurrency, bench.settings.max_in_flight)
+    return min(bench.settings.endpoint_concurrency, bench.settings.max_in_flight)
 
 
 async def _bare_post_rate(bench: Bench, count: int | None = None) -> float:
@@ -844,7 +845,7 @@ async def deferral(bench: Bench) -> None:
     stuck: list[asyncio.Task[object]] = []
     try:
         dead_org = await bench.organization([bench.sink.dead_url("/deferral")])
-        first = events.of(dead_org, 1 + settings.destination_concurrency)
+        first = events.of(dead_org, 1 + settings.endpoint_concurrency)
         stuck += [asyncio.create_task(parts.dispatcher.handle_event(m)) for m in first]
         await _until_refused(parts.dispatcher, first[-1])
         idle_org, count = new_organization_id(), bench.options.refusals
@@ -939,7 +940,14 @@ async def _layers(parts: Components, messages: list[ConsumerRecord]) -> dict[str
         notifications_for(decode_event(message.value), webhook)[0] for message in messages
     ]
     channel = parts.catalog.sender_of(notifications[0])
-    gate, destination = parts.dispatcher.gate, channel.destination(notifications[0])
+    admission, destination = parts.dispatcher.admission, channel.destination(notifications[0])
+
+    async def admitted(n: int) -> object:
+        verdict = admission.decide(notifications[n], destination)
+        if not isinstance(verdict, Admit):
+            raise RuntimeError(f"a healthy delivery was held back: {verdict}")
+        return await admission.send(verdict.ticket, channel.send)
+
     return {
         "+ webhook body, signature, headers (channel.deliver)": lambda n: channel.deliver(
             notifications[n]
@@ -947,9 +955,7 @@ async def _layers(parts: Components, messages: list[ConsumerRecord]) -> dict[str
         "+ timing, the outcome as a DeliveryAttempt (channel.send)": lambda n: channel.send(
             notifications[n]
         ),
-        "+ destination limit and breaker (DestinationGate.send)": lambda n: gate.send(
-            destination, notifications[n], channel.send
-        ),
+        "+ admission: breakers, pacing, limits (Admission.decide, .send)": admitted,
         "+ decode, lookup, delivered check, outcome to Redis, metrics (handle_event)": lambda n: (
             parts.dispatcher.handle_event(messages[n])
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hookline.schemas.common import FailureScope
+
 
 class HooklineError(Exception):
     """Root of every error hookline raises on purpose."""
@@ -32,7 +34,8 @@ class ConcurrentUpdateError(RegistryError):
 
 
 class DeliveryError(HooklineError):
-    """A delivery attempt failed; `retryable` says whether trying again may help."""
+    """A delivery attempt failed; `retryable` says whether trying again may help, and `scope`
+    whether the endpoint or the host behind it failed (which breaker and pacing it counts for)."""
 
     def __init__(
         self,
@@ -41,9 +44,11 @@ class DeliveryError(HooklineError):
         retryable: bool,
         status: int | None = None,
         retry_after: float | None = None,
+        scope: FailureScope = FailureScope.ENDPOINT,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.scope = scope

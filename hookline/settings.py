@@ -92,9 +92,13 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(5000, ge=1, le=100_000)
     """Enough to keep healthy deliveries flowing for the second it takes to find a destination
     that stopped answering (its deliveries wait meanwhile): a second at full speed, and more."""
-    destination_concurrency: int = Field(64, ge=1, le=10_000)
+    endpoint_concurrency: int = Field(64, ge=1, le=10_000)
+    host_concurrency: int = Field(256, ge=1, le=100_000)
     breaker_threshold: int = Field(5, ge=1)
     breaker_cooldown: float = Field(30.0, gt=0)
+    slow_delivery_after: float = Field(2.0, gt=0, le=3600)
+    """Seconds after which a delivery still under way leaves its partition for the retry path."""
+    deferral_max_age: float = Field(2 * 86400.0, gt=0)
     blip_retry_delay: float = Field(0.2, ge=0, le=10)
     delivered_ttl: float = Field(7 * 86400.0, gt=0)
     metrics_host: str = "127.0.0.1"
@@ -125,6 +129,21 @@ class Settings(BaseSettings):
     @classmethod
     def _topics_from_commas(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _host_above_endpoint(self) -> Self:
+        # One endpoint (one organization) must never be able to take a whole host's connections.
+        if self.host_concurrency <= self.endpoint_concurrency:
+            raise ValueError(
+                "HOOKLINE_HOST_CONCURRENCY must be above HOOKLINE_ENDPOINT_CONCURRENCY, so that "
+                "one endpoint cannot take all of a host's connections"
+            )
+        return self
+
+    @field_validator("slow_delivery_after", "deferral_max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("retry_schedule", mode="before")
     @classmethod

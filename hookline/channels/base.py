@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from mypy_extensions import mypyc_attr
 from pydantic import BaseModel, ValidationError
@@ -21,6 +21,24 @@ MAX_ERROR_LENGTH = 1024
 
 
 ConfigsT = TypeVar("ConfigsT", bound=BaseModel)
+
+
+class Destination(NamedTuple):
+    """Where one delivery goes, as the keys its breakers, pacing and limits are kept under.
+
+    `endpoint` is this webhook's own peer (its URL, its Slack workspace, its recipients): every
+    answer counts against it. `host` is what many organizations' endpoints share (a host, an SMTP
+    relay and account, a Twilio account): only failures that say it is unreachable count there.
+    Keys never hold a secret."""
+
+    endpoint: str
+    host: str | None = None
+
+
+def own_endpoint(notification: Notification) -> str:
+    """A key of this webhook channel alone: no other webhook shares its breaker or pacing."""
+    channel = notification.channel.channel
+    return f"{channel}:{notification.webhook_id}:{notification.channel_index}"
 
 
 def configs_of(notification: Notification, kind: type[ConfigsT]) -> ConfigsT:
@@ -67,9 +85,10 @@ class DeliveryChannel(ABC):
     async def deliver(self, notification: Notification) -> int | None:
         """Send it; return the peer's status code, if any; raise DeliveryError on failure."""
 
-    def destination(self, notification: Notification) -> str:
-        """Which peer this notification goes to: limits and circuit breakers are kept per peer."""
-        return self.name
+    def destination(self, notification: Notification) -> Destination:
+        """Where this notification goes; by default the webhook channel itself, with no shared
+        host (a channel that talks to a shared account says so by overriding this)."""
+        return Destination(own_endpoint(notification))
 
     async def aclose(self) -> None:
         """Release connections and clients; the default holds none."""
@@ -122,4 +141,5 @@ def attempt_record(
         status=status,
         error=error.message[:MAX_ERROR_LENGTH] if error else None,
         retry_after=error.retry_after if error else None,
+        scope=error.scope if error else None,
     )

@@ -55,7 +55,7 @@ async def open_context(
 ) -> ChannelContext:
     """The shared sessions and renderer for `settings`; needs a running event loop."""
     guarded = not settings.allow_private_destinations
-    per_host = settings.destination_concurrency
+    per_host = settings.host_concurrency
     return ChannelContext(
         settings=settings,
         guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),

@@ -21,12 +21,13 @@ from pydantic import SecretStr
 from yarl import URL
 
 from hookline import __version__
-from hookline.channels.base import DeliveryChannel, configs_of
+from hookline.channels.base import DeliveryChannel, Destination, configs_of
 from hookline.channels.catalog import ChannelContext
 from hookline.deadlines import Deadlines
 from hookline.errors import DeliveryError
 from hookline.schemas import HttpConfigs, Notification
 from hookline.schemas.channel_configs import signing_key
+from hookline.schemas.common import FailureScope
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ class _Prepared:
 
     url: URL
     host: str
-    destination: str
+    host_key: str
+    """The host and port: connection failures count against every endpoint there."""
+    url_key: str
+    """A digest of the URL (which may hold a token): a changed URL is a new endpoint."""
     headers: dict[str, str] = field(repr=False)  # may carry the user's credentials
     key: hmac.HMAC
     previous_keys: tuple[tuple[hmac.HMAC, datetime], ...]
@@ -124,7 +128,8 @@ class _Prepared:
         return cls(
             url=URL(str(configs.url)),
             host=configs.url.host or "",
-            destination=f"webhook:{configs.url.host}:{configs.url.port}",
+            host_key=f"{configs.url.host}:{configs.url.port}",
+            url_key=hashlib.sha256(str(configs.url).encode()).hexdigest()[:16],
             headers=dict(headers.items()),
             key=_hmac_of(configs.secret),
             previous_keys=tuple(
@@ -180,17 +185,19 @@ class HttpEndpointChannel(DeliveryChannel):
                     return await _accepted(response)
         except TimeoutError:
             raise DeliveryError(
-                f"{prepared.host} did not answer within {configs.timeout:g} s", retryable=True
+                f"endpoint did not answer within {configs.timeout:g} s", retryable=True
             ) from None
         except aiohttp.ClientError as exc:
-            raise _connection_error(prepared.host, exc) from None
+            raise _connection_error(prepared.host_key, exc) from None
 
-    def destination(self, notification: Notification) -> str:
-        """Each host and port is its own destination, with its own limit and breaker."""
+    def destination(self, notification: Notification) -> Destination:
+        """The webhook's URL is the endpoint; its host and port are shared with other webhooks."""
         configs = notification.channel.configs
         if not isinstance(configs, HttpConfigs):
-            return self.name
-        return self._prepare(configs).destination
+            return super().destination(notification)
+        prepared = self._prepare(configs)
+        endpoint = f"webhook:{notification.webhook_id}:{notification.channel_index}:"
+        return Destination(endpoint + prepared.url_key, prepared.host_key)
 
     def _prepare(self, configs: HttpConfigs) -> _Prepared:
         entry = self._prepared.get(id(configs))
@@ -253,6 +260,15 @@ async def _snippet(response: aiohttp.ClientResponse) -> str:
     return data.decode("utf-8", errors="replace").strip() or "(empty)"
 
 
+_HOST_FAILURES = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+)
+"""Failures that say the host itself is unreachable (refused, reset, DNS, TLS), not that this
+endpoint answered badly: they count against every endpoint on the host."""
+
+
 def _connection_error(host: str, exc: aiohttp.ClientError) -> DeliveryError:
     # Built from the exception's parts, not str(exc), which can quote the whole URL and its query.
     if isinstance(exc, aiohttp.InvalidURL):
@@ -260,5 +276,8 @@ def _connection_error(host: str, exc: aiohttp.ClientError) -> DeliveryError:
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         reason = os_error.strerror or str(os_error) or type(os_error).__name__
-        return DeliveryError(f"could not connect to {host}: {reason}", retryable=True)
-    return DeliveryError(f"request to {host} failed: {type(exc).__name__}", retryable=True)
+    else:
+        reason = type(exc).__name__
+    scope = FailureScope.HOST if isinstance(exc, _HOST_FAILURES) else FailureScope.ENDPOINT
+    what = f"host {host} unreachable" if scope is FailureScope.HOST else f"request to {host} failed"
+    return DeliveryError(f"{what}: {reason}", retryable=True, scope=scope)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -10,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from yarl import URL
 
-from hookline.channels.base import DeliveryChannel, configs_of
+from hookline.channels.base import DeliveryChannel, Destination, configs_of
 from hookline.channels.http_endpoint import retry_after_seconds
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SlackConfigs
+from hookline.schemas.common import FailureScope
 from hookline.schemas.deliveries import Notification
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ class SlackMessageChannel(DeliveryChannel):
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
+        self._api_host = URL(context.settings.slack.api_url).host
 
     async def deliver(self, notification: Notification) -> int | None:
         configs = configs_of(notification, SlackConfigs)
@@ -77,7 +81,25 @@ class SlackMessageChannel(DeliveryChannel):
         except aiohttp.ClientError as exc:
             # Not chained: the original's text may hold the webhook URL, which is a secret.
             reason = _without_secrets(f"{type(exc).__name__}: {exc}", configs)
-            raise DeliveryError(f"could not reach Slack: {reason}", retryable=True) from None
+            raise DeliveryError(
+                f"could not reach Slack: {reason}", retryable=True, scope=FailureScope.HOST
+            ) from None
+
+    def destination(self, notification: Notification) -> Destination:
+        """The workspace credential (bot token or incoming webhook) is the endpoint: Slack rate
+        limits each on its own; the API host is shared by every workspace."""
+        configs = notification.channel.configs
+        if not isinstance(configs, SlackConfigs):
+            return super().destination(notification)
+        credential = configs.webhook_url or configs.bot_token
+        if credential is None:
+            return super().destination(notification)
+        digest = hashlib.sha256(credential.get_secret_value().encode()).hexdigest()[:16]
+        if configs.webhook_url is not None:
+            host = URL(configs.webhook_url.get_secret_value()).host
+        else:
+            host = self._api_host
+        return Destination(f"slack:{digest}", f"slack:{host}")
 
     async def _post(self, configs: SlackConfigs, message: dict[str, Any]) -> int:
         if configs.webhook_url is not None:
@@ -126,7 +148,7 @@ def _api_failure(exc: SlackApiError) -> DeliveryError:
 def slack_failure(status: int, code: str | None, retry_after: str | None) -> DeliveryError:
     """Classify one refusal: rate limits and server errors may pass, anything else will not."""
     retryable = status == 429 or status >= 500 or code in _RETRYABLE_CODES
-    message = f"Slack answered HTTP {status}"
+    message = f"Slack workspace answered HTTP {status}"
     if code is not None:
         message += f" with error {code}"
         hint = _HINTS.get(code)

@@ -26,13 +26,13 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from hookline.channels.base import DeliveryChannel, configs_of
+from hookline.channels.base import DeliveryChannel, Destination, configs_of, own_endpoint
 from hookline.channels.catalog import ChannelContext
 from hookline.channels.recipients import note_reached, still_due
 from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError
 from hookline.schemas import EmailConfigs, Notification
-from hookline.schemas.common import utc_now
+from hookline.schemas.common import FailureScope, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,11 @@ class SmtpEmailChannel(DeliveryChannel):
         self._renderer = context.renderer
         self._reached = context.reached
         self._server = f"SMTP server {self._smtp.host}:{self._smtp.port}"
+        self._relay = f"smtp:{self._smtp.host}:{self._smtp.port}:{self._smtp.username or ''}"
+
+    def destination(self, notification: Notification) -> Destination:
+        """The webhook's recipients are the endpoint; the relay and its account are shared."""
+        return Destination(own_endpoint(notification), self._relay)
 
     async def deliver(self, notification: Notification) -> int:
         """Send the email; a refusal of any recipient fails the delivery, and its retry goes only
@@ -140,13 +145,20 @@ class SmtpEmailChannel(DeliveryChannel):
         if isinstance(exc, SMTPResponseException):
             action = _REFUSED_AT.get(type(exc), "answered")
             message = f"{self._server} {action}: {exc.code} {exc.message}"
+            # A refused message is about this email; a refused login or sender, the relay's.
+            relay = not isinstance(exc, SMTPDataError)
             return DeliveryError(
                 message,
                 retryable=not _is_final(exc.code),
                 status=exc.code if exc.code > 0 else None,
+                scope=FailureScope.HOST if relay else FailureScope.ENDPOINT,
             )
         if isinstance(exc, _TRANSIENT):
-            return DeliveryError(f"connection to {self._server} failed: {exc}", retryable=True)
+            return DeliveryError(
+                f"connection to {self._server} failed: {exc}",
+                retryable=True,
+                scope=FailureScope.HOST,
+            )
         # A missing extension (AUTH, STARTTLS, SMTPUTF8) or an unsendable address stays so.
         return DeliveryError(f"{self._server} cannot take this message: {exc}", retryable=False)
 

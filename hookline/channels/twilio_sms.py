@@ -17,10 +17,11 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from hookline.channels.base import DeliveryChannel, configs_of
+from hookline.channels.base import DeliveryChannel, Destination, configs_of, own_endpoint
 from hookline.channels.recipients import note_reached, still_due
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SmsConfigs
+from hookline.schemas.common import FailureScope
 from hookline.schemas.deliveries import Notification
 from hookline.settings import TwilioSettings
 
@@ -64,6 +65,7 @@ class TwilioSmsChannel(DeliveryChannel):
             "messaging_service_sid": settings.messaging_service_sid,
         }
         self._sender = {key: value for key, value in sender.items() if value}
+        self._account = f"twilio:{settings.account_sid}"
 
     async def deliver(self, notification: Notification) -> int | None:
         if self._client is None:
@@ -99,11 +101,21 @@ class TwilioSmsChannel(DeliveryChannel):
         except (TwilioRestException, TwilioServiceException) as exc:
             return twilio_failure(number, exc)
         except TimeoutError:
-            return DeliveryError(f"Twilio did not answer within {TIMEOUT:g} s", retryable=True)
+            return DeliveryError(
+                f"Twilio did not answer within {TIMEOUT:g} s",
+                retryable=True,
+                scope=FailureScope.HOST,
+            )
         except aiohttp.ClientError as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            return DeliveryError(f"could not reach Twilio: {reason}", retryable=True)
+            return DeliveryError(
+                f"could not reach Twilio: {reason}", retryable=True, scope=FailureScope.HOST
+            )
         return None
+
+    def destination(self, notification: Notification) -> Destination:
+        """The webhook's numbers are the endpoint; the Twilio account is shared."""
+        return Destination(own_endpoint(notification), self._account)
 
 
 def missing_settings(settings: TwilioSettings) -> list[str]:
@@ -129,7 +141,10 @@ def twilio_failure(number: str, exc: TwilioRestException | TwilioServiceExceptio
     reason = str(reason).removeprefix("Unable to create record: ")
     retryable = status == 429 or status >= 500 or code in _RETRYABLE_CODES
     message = f"Twilio refused the SMS to {number}: HTTP {status}, error {code}: {reason}"
-    return DeliveryError(message, retryable=retryable, status=status)
+    # Its rate limit and its outages are the account's, shared by every webhook that sends SMS.
+    account = status == 429 or status >= 500
+    scope = FailureScope.HOST if account else FailureScope.ENDPOINT
+    return DeliveryError(message, retryable=retryable, status=status, scope=scope)
 
 
 def _combined(failures: list[DeliveryError], numbers: int) -> DeliveryError:
@@ -138,7 +153,9 @@ def _combined(failures: list[DeliveryError], numbers: int) -> DeliveryError:
     message = f"SMS failed for {len(failures)} of {numbers} numbers: "
     message += "; ".join(failure.message for failure in failures)
     retryable = any(failure.retryable for failure in failures)
-    return DeliveryError(message, retryable=retryable, status=failures[0].status)
+    scopes = {failure.scope for failure in failures}
+    scope = FailureScope.HOST if FailureScope.HOST in scopes else FailureScope.ENDPOINT
+    return DeliveryError(message, retryable=retryable, status=failures[0].status, scope=scope)
 
 
 def default_body(notification: Notification) -> str:

@@ -11,6 +11,9 @@ from hookline.settings import Settings, SlackSettings, SmtpSettings, TwilioSetti
 
 RETRY_SCHEDULE = [1.0, 2.0]
 """Seconds before each durable retry: the failing endpoint is dead-lettered within seconds."""
+BREAKER_COOLDOWN = 2.0
+DEFERRAL_MAX_AGE = 10.0
+"""Seconds its deliveries may be held back by its open breaker before they are dead-lettered."""
 
 
 def demo_settings(base: Settings, run: str, receivers: Receivers) -> Settings:
@@ -26,6 +29,8 @@ def demo_settings(base: Settings, run: str, receivers: Receivers) -> Settings:
             "retry_topic_prefix": f"{name}.retry",
             "dlq_topic": f"{name}.dlq",
             "retry_schedule": RETRY_SCHEDULE,
+            "breaker_cooldown": BREAKER_COOLDOWN,
+            "deferral_max_age": DEFERRAL_MAX_AGE,
             "allow_private_destinations": True,
             "metrics_host": HOST,
             "metrics_port": 0,

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from hookline.demo.cleanup import forget_run
-from hookline.demo.config import RETRY_SCHEDULE, demo_settings
+from hookline.demo.config import DEFERRAL_MAX_AGE, RETRY_SCHEDULE, demo_settings
 from hookline.demo.progress import Lane, ProgressView, open_view
 from hookline.demo.receivers import Receivers
 from hookline.demo.scenario import DemoWebhook, demo_webhooks, sample_events
@@ -303,7 +303,7 @@ def _check_outcomes(lanes: Sequence[Lane], last_errors: dict[str, dict[str, Any]
 def _ending_limit(events: int) -> float:
     """Seconds the deliveries may take: a minute of slack, the failing endpoint's whole retry
     schedule (with room for its breaker and the tiers' polling), and time for large runs."""
-    return 60 + 4 * sum(RETRY_SCHEDULE) + events / 20
+    return 60 + 4 * sum(RETRY_SCHEDULE) + DEFERRAL_MAX_AGE + events / 20
 
 
 def _pending(lanes: Sequence[Lane]) -> str:

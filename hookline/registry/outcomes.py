@@ -67,7 +67,9 @@ class OutcomeRecorder:
         self._lookups: TurnBatcher[tuple[str, Sequence[str]], set[str]] = TurnBatcher(
             self._find_each
         )
-        self._writes: TurnBatcher[tuple[str, DeliveryAttempt], None] = TurnBatcher(self._write_each)
+        self._writes: TurnBatcher[tuple[str, Sequence[DeliveryAttempt]], None] = TurnBatcher(
+            self._write_each
+        )
 
     async def delivered(self, org: str, delivery_ids: Sequence[str]) -> set[str]:
         """Which of these deliveries already succeeded (on any worker, at any time in the TTL)."""
@@ -78,9 +80,14 @@ class OutcomeRecorder:
     async def record(self, org: str, attempt: DeliveryAttempt) -> None:
         """Mark success (so it is never sent again), log the attempt, update the webhook.
 
-        A deferral never reached the peer: the log and the webhook keep the peer's real answers."""
-        if attempt.tried:
-            await self._writes.call((org, attempt))
+        A deferral is only logged: it never reached the peer, so the webhook keeps the peer's
+        real answers."""
+        await self._writes.call((org, (attempt,)))
+
+    async def record_all(self, org: str, attempts: Sequence[DeliveryAttempt]) -> None:
+        """`record` each of `attempts` (of one organization) in one request."""
+        if attempts:
+            await self._writes.call((org, attempts))
 
     async def _find_each(self, requests: list[tuple[str, Sequence[str]]]) -> list[set[str]]:
         # One MGET per organization: its keys share a hash tag (one cluster slot).
@@ -99,10 +106,12 @@ class OutcomeRecorder:
         }
         return [{d for d in ids if (org, d) in found} for org, ids in requests]
 
-    async def _write_each(self, requests: list[tuple[str, DeliveryAttempt]]) -> list[None]:
+    async def _write_each(
+        self, requests: list[tuple[str, Sequence[DeliveryAttempt]]]
+    ) -> list[None]:
         by_org: dict[str, list[DeliveryAttempt]] = {}
-        for org, attempt in requests:
-            by_org.setdefault(org, []).append(attempt)
+        for org, attempts in requests:
+            by_org.setdefault(org, []).extend(attempts)
         async with self._redis.pipeline(transaction=False) as pipe:
             for org, attempts in by_org.items():
                 self._queue_records(pipe, org, attempts)
@@ -119,7 +128,8 @@ class OutcomeRecorder:
         for webhook_id, own in by_webhook.items():
             keys += [self._log.key(org, webhook_id), self._keys.webhook(org, webhook_id)]
             # A webhook keeps only its newest outcome, so one write per webhook and kind suffices.
-            outcomes = [_outcome_fields(a) for a in _newest_outcomes(own)]
+            tried = [a for a in own if a.tried]
+            outcomes = [_outcome_fields(a) for a in _newest_outcomes(tried)]
             args += [len(own), *(a.model_dump_json() for a in own), len(outcomes)]
             args += [field for fields in outcomes for field in fields]
         # EVAL, not a registered script: a script in a pipeline costs a SCRIPT EXISTS round trip.
@@ -148,4 +158,5 @@ def _failure(attempt: DeliveryAttempt) -> DeliveryFailure:
         at=attempt.at,
         status=attempt.status,
         delivery_id=attempt.delivery_id,
+        scope=attempt.scope,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -25,6 +26,14 @@ REVEAL_SECRETS: dict[str, Any] = {"reveal_secrets": True}
 _ALPHANUMERIC = string.ascii_letters + string.digits
 WEBHOOK_ID_PATTERN = r"^wh_[A-Za-z0-9]{10}$"
 ORGANIZATION_ID_PATTERN = r"^int_[A-Za-z0-9_-]{24}$"
+
+
+class FailureScope(StrEnum):
+    """What a failure says is broken: the one endpoint (any answer it gave, a workspace's rate
+    limit) or the host or account behind many endpoints (unreachable, refused the login)."""
+
+    ENDPOINT = "endpoint"
+    HOST = "host"
 
 
 class StrictModel(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from hookline.schemas.channel_configs import Channel
-from hookline.schemas.common import UtcDatetime
+from hookline.schemas.common import FailureScope, UtcDatetime
 from hookline.schemas.events import EventEnvelope
 from hookline.schemas.webhooks import Webhook
 
@@ -34,6 +34,12 @@ class Notification(NamedTuple):
     attempt: int = 1
     channel_index: int = 0
     """Which of the webhook's channels this is (retries address the channel by it)."""
+    retries_done: int = 0
+    """Durable retries this delivery has taken (a deferral is not one)."""
+    deferrals: int = 0
+    """Times in a row it was deferred without being tried."""
+    held_since: float | None = None
+    """When (epoch seconds) the first of those deferrals happened; None when not deferred."""
 
 
 def notifications_for(event: EventEnvelope, webhook: Webhook) -> list[Notification]:
@@ -58,7 +64,8 @@ class DeliveryOutcome(StrEnum):
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
     DEFERRED = "deferred"
-    """Not tried: the destination's breaker was open or it was saturated; goes to a retry tier."""
+    """Not tried: a breaker was open, the destination was paced or saturated, or the organization
+    was over its share of the worker; it waits in a retry tier without spending a retry."""
 
 
 class DeliveryAttempt(BaseModel):
@@ -77,6 +84,10 @@ class DeliveryAttempt(BaseModel):
     status: int | None = None
     error: str | None = None
     retry_after: float | None = None
+    scope: FailureScope | None = Field(
+        None, description="Whether a failure or deferral concerns the endpoint or its host."
+    )
+    next_try_at: UtcDatetime | None = Field(None, description="When a deferral is tried again.")
 
     @property
     def delivered(self) -> bool:

@@ -22,7 +22,20 @@ class RetryRecord(BaseModel):
     channel: str
     delivery_id: str
     attempts: Annotated[int, Field(ge=0, description="Attempts that reached the peer so far.")]
-    retries_done: Annotated[int, Field(ge=0, description="Durable retries taken so far.")]
+    retries_done: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Durable retries taken so far. A failure's record is the next one; a "
+            "deferral's record is not a retry and is tried at the same step.",
+        ),
+    ]
+    deferrals: Annotated[
+        int, Field(ge=0, description="Deferrals in a row without a try; 0 after a failure.")
+    ] = 0
+    held_since: UtcDatetime | None = Field(
+        None, description="When the first of those deferrals happened."
+    )
     due_at: UtcDatetime
     last_error: str | None = None
     last_status: int | None = None

@@ -11,6 +11,7 @@ from hookline.schemas.channel_configs import Channel
 from hookline.schemas.common import (
     ORGANIZATION_ID_PATTERN,
     WEBHOOK_ID_PATTERN,
+    FailureScope,
     StrictModel,
     UtcDatetime,
     new_webhook_id,
@@ -86,6 +87,11 @@ class DeliveryFailure(StrictModel):
     at: UtcDatetime
     status: int | None = Field(None, description="HTTP or SMTP status, where the peer gave one.")
     delivery_id: str | None = None
+    scope: FailureScope | None = Field(
+        None,
+        description="What failed: `endpoint` (this webhook's URL, Slack workspace, recipients) "
+        "or `host` (the host, SMTP relay or Twilio account behind it).",
+    )
 
 
 class Webhook(WebhookConfig):

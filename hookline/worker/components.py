@@ -21,8 +21,8 @@ from hookline.registry import (
     connect_redis,
 )
 from hookline.settings import Settings
+from hookline.worker.admission import Admission, AdmissionLimits
 from hookline.worker.backoff import until_done
-from hookline.worker.destinations import DestinationGate
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
@@ -86,17 +86,12 @@ class Components:
             )
             catalog = await ChannelCatalog.open(settings, reached)
             started.pop_all()
-        router = FailureRouter(
-            publisher, tiers, settings.dlq_topic, metrics, settings.breaker_cooldown
-        )
+        router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics)
         recorder = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl)
-        gate = DestinationGate(
-            concurrency=settings.destination_concurrency,
-            breaker_threshold=settings.breaker_threshold,
-            breaker_cooldown=settings.breaker_cooldown,
-        )
+        admission = Admission(admission_limits(settings))
+        metrics.watch_breakers(admission.breaker_states)
         dispatcher = Dispatcher(
-            cache, catalog, gate, recorder, router, metrics, settings.blip_retry_delay
+            cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay
         )
         return cls(
             redis, cache, catalog, producer, publisher, tiers, router, dispatcher, metrics, health
@@ -110,6 +105,18 @@ class Components:
         await self.producer.stop()
         await self.cache.aclose()
         await self.redis.aclose()
+
+
+def admission_limits(settings: Settings) -> AdmissionLimits:
+    """The limits admission keeps, from settings."""
+    return AdmissionLimits(
+        endpoint_concurrency=settings.endpoint_concurrency,
+        host_concurrency=settings.host_concurrency,
+        in_flight_share=settings.max_in_flight,
+        breaker_threshold=settings.breaker_threshold,
+        breaker_cooldown=settings.breaker_cooldown,
+        max_held=settings.deferral_max_age,
+    )
 
 
 _RECORD_HEADROOM = 64 * 1024

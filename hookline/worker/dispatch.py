@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable
 
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -21,8 +20,8 @@ from hookline.schemas import (
 )
 from hookline.schemas.common import validation_summary
 from hookline.schemas.retries import RetryRecord
+from hookline.worker.admission import Admission, Admit, Defer, EventHold, Refuse, Ticket
 from hookline.worker.backoff import until_done
-from hookline.worker.destinations import Deferral, DestinationGate
 from hookline.worker.failures import DeliveryResult, FailureRouter
 from hookline.worker.metrics import WorkerMetrics
 
@@ -53,59 +52,111 @@ def decode_event(raw: bytes | None) -> EventEnvelope:
         raise InvalidMessageError(f"{reason}: {validation_summary(exc, 'message')}") from None
 
 
+Held = tuple[Notification, Defer | Refuse]
+"""A delivery admission held back, and why."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Dispatcher:
     """Carries one event, or one due retry, through delivery to every matching channel."""
 
     cache: WebhookCache
     catalog: ChannelCatalog
-    gate: DestinationGate
+    admission: Admission
     recorder: OutcomeRecorder
     router: FailureRouter
     metrics: WorkerMetrics
     blip_retry_delay: float = 0.2
 
-    async def handle_event(self, message: ConsumerRecord) -> list[DeliveryResult]:
-        """Deliver a fresh event to every channel of every matching active webhook."""
+    async def handle_event(
+        self, message: ConsumerRecord, hold: EventHold | None = None
+    ) -> list[DeliveryResult]:
+        """Deliver a fresh event to every channel of every matching active webhook.
+
+        `hold`, where given, is released as soon as every delivery has ended or left for the
+        retry path (a slow one may keep sending after that)."""
         try:
             event = decode_event(message.value)
         except InvalidMessageError as exc:
             await self.router.reject_message(message, str(exc))
             return []
-        admitted, refused = self._triage(await self._notifications(event))
+        tickets, held = self._admit(await self._notifications(event), hold)
         results: list[DeliveryResult] = []
-        # An event no webhook wants, or whose every destination refuses it, skips the delivered
-        # check. Inline, not a method: the first delivery runs in this task, and every frame of
-        # its chain is resumed each time it wakes.
-        if admitted:
-            done = await until_done(
-                lambda: self.recorder.delivered(
-                    event.internal_id, [n.delivery_id for n in admitted]
-                ),
-                what="checking earlier deliveries",
-            )
-            pending = [n for n in admitted if n.delivery_id not in done]
-            results = await self._deliver_all(pending) if pending else []
-        if refused:  # handed to a retry tier; the offset commit waits for Kafka, not the event
-            results += await self._defer(refused, retries_done=0, received=message.value)
+        # Those held back skip the delivered check: their retry looks before it sends. Their
+        # records are handed over first, so that they are in before a slow delivery lets the
+        # event's offset go; the offset commit waits for Kafka's acknowledgement.
+        if held:
+            try:
+                results = await self._hold_back(held, received=message.value)
+            except BaseException:
+                _finish(tickets)
+                raise
+        if tickets:
+            pending = await self._not_delivered(event.internal_id, tickets)
+            results += await self._deliver_all(pending) if pending else []
         return results
 
-    async def handle_retry(self, record: RetryRecord) -> DeliveryResult:
+    async def handle_retry(
+        self, record: RetryRecord, hold: EventHold | None = None
+    ) -> DeliveryResult:
         """Try a delivery from a retry tier again, with the webhook's current configuration."""
         notification = await self._retry_notification(record)
         if notification is None:
             return DeliveryResult.DROPPED
-        reason = self.gate.refusal(self._destination(notification))
-        if reason is not None:
-            [result] = await self._defer([Deferral(notification, reason)], record.retries_done + 1)
+        tickets, held = self._admit([notification], hold)
+        if held:
+            [result] = await self._hold_back(held)
             return result
-        org = record.event.internal_id
-        done = await until_done(
-            lambda: self.recorder.delivered(org, [record.delivery_id]), what="checking deliveries"
-        )
-        if done:
+        if not await self._not_delivered(record.event.internal_id, tickets):
             return DeliveryResult.ALREADY_DELIVERED
-        return await self._deliver(notification, record.retries_done + 1)
+        return await self._deliver(tickets[0])
+
+    async def hand_off_slow(self, older_than: float) -> int:
+        """Give each delivery sending for longer than `older_than` seconds a retry record, so
+        that its event's offset no longer waits for it; returns how many were handed off."""
+        handed = 0
+        for ticket in list(self.admission.slow(older_than)):
+            if ticket.hold is None or not await self.router.hand_off(ticket.notification):
+                continue
+            ticket.handed_off = True
+            ticket.hold.settle()
+            handed += 1
+        return handed
+
+    def _admit(
+        self, notifications: list[Notification], hold: EventHold | None
+    ) -> tuple[list[Ticket], list[Held]]:
+        """Ask admission once per delivery: the admitted, and those held back with why."""
+        tickets: list[Ticket] = []
+        held: list[Held] = []
+        for notification in notifications:
+            destination = self.catalog.sender_of(notification).destination(notification)
+            verdict = self.admission.decide(notification, destination)
+            if isinstance(verdict, Admit):
+                tickets.append(verdict.ticket)
+                if hold is not None:
+                    hold.add(verdict.ticket)
+            else:
+                held.append((notification, verdict))
+        return tickets, held
+
+    async def _not_delivered(self, org: str, tickets: list[Ticket]) -> list[Ticket]:
+        """The tickets whose delivery has not succeeded before; the others are closed."""
+        try:
+            done = await until_done(
+                lambda: self.recorder.delivered(org, [t.notification.delivery_id for t in tickets]),
+                what="checking earlier deliveries",
+            )
+        except BaseException:
+            _finish(tickets)
+            raise
+        pending = []
+        for ticket in tickets:
+            if ticket.notification.delivery_id in done:
+                ticket.finish()
+            else:
+                pending.append(ticket)
+        return pending
 
     async def _notifications(self, event: EventEnvelope) -> list[Notification]:
         webhooks = await until_done(
@@ -141,72 +192,76 @@ class Dispatcher:
             delivery_id=record.delivery_id,
             attempt=record.attempts + 1,
             channel_index=record.channel_index,
+            # A deferral's record waits at the step it was deferred at; a failure's is the next.
+            retries_done=record.retries_done + (0 if record.deferrals else 1),
+            deferrals=record.deferrals,
+            held_since=record.held_since.timestamp() if record.held_since else None,
         )
 
-    def _triage(
-        self, notifications: list[Notification]
-    ) -> tuple[list[Notification], list[Deferral]]:
-        """Split into deliveries to try and those whose destination refuses them right now.
-
-        The refused skip the delivered-marker lookup: their retry looks before it sends."""
-        admitted: list[Notification] = []
-        refused: list[Deferral] = []
-        for notification in notifications:
-            reason = self.gate.refusal(self._destination(notification))
-            if reason is None:
-                admitted.append(notification)
-            else:
-                refused.append(Deferral(notification, reason))
-        return admitted, refused
-
-    def _destination(self, notification: Notification) -> str:
-        return self.catalog.sender_of(notification).destination(notification)
-
-    async def _defer(
-        self, refused: list[Deferral], retries_done: int, received: bytes | None = None
+    async def _hold_back(
+        self, held: list[Held], received: bytes | None = None
     ) -> list[DeliveryResult]:
-        results = await self.router.defer(refused, retries_done, received)
-        # They come in floods while a destination is down: its failures are the news.
-        if logger.isEnabledFor(logging.DEBUG):
-            for deferral in refused:
-                logger.debug(
-                    "delivery deferred: %s",
-                    deferral.reason,
-                    extra=_notification_context(deferral.notification),
-                )
+        """Defer each to a retry tier without spending an attempt, or give up on those held back
+        for too long; the delivery log shows each deferral with its next try."""
+        deferred = [(n, v) for n, v in held if isinstance(v, Defer)]
+        results: list[DeliveryResult] = []
+        if deferred:
+            results, attempts = await self.router.defer(deferred, received)
+            org = deferred[0][0].event.internal_id
+            await until_done(lambda: self.recorder.record_all(org, attempts), what="logging")
+            if logger.isEnabledFor(logging.DEBUG):  # they come in floods while a peer is down
+                for attempt in attempts:
+                    context = _attempt_context(attempt)
+                    logger.debug("delivery deferred: %s", attempt.error, extra=context)
+        for notification, verdict in held:
+            if isinstance(verdict, Refuse):
+                results.append(await self.router.give_up(notification, verdict.reason))
         return results
 
-    async def _deliver_all(self, notifications: list[Notification]) -> list[DeliveryResult]:
+    async def _deliver_all(self, tickets: list[Ticket]) -> list[DeliveryResult]:
         """Send all at once: the first in this task, each other in a task of its own (a gather
         would wrap every one in a task, and tasks are a fair share of a delivery's cost)."""
-        others = [asyncio.create_task(self._deliver(n, 0)) for n in notifications[1:]]
+        others = [asyncio.create_task(self._deliver(t)) for t in tickets[1:]]
         try:
-            first = await self._deliver(notifications[0], 0)
+            first = await self._deliver(tickets[0])
             return [first, *[await task for task in others]]
         finally:
             for task in others:
                 task.cancel()  # only those still running: on an error or a cancellation
 
-    async def _deliver(self, notification: Notification, retries_done: int) -> DeliveryResult:
-        attempt = await self._attempt(notification)
+    async def _deliver(self, ticket: Ticket) -> DeliveryResult:
+        tickets = [ticket]  # a blip's second attempt adds its own
+        try:
+            return await self._send(tickets)
+        finally:
+            _finish(tickets)  # only now: until the result is routed, the event holds its offset
+
+    async def _send(self, tickets: list[Ticket]) -> DeliveryResult:
+        ticket = tickets[0]
+        notification = ticket.notification
+        channel = self.catalog.sender_of(notification)
+        attempt = await self.admission.send(ticket, channel.send)
         if isinstance(attempt, DeliveryAttempt) and _is_blip(attempt):
             await self._record(notification, attempt)
             await asyncio.sleep(self.blip_retry_delay)
-            notification = notification._replace(attempt=notification.attempt + 1)
-            attempt = await self._attempt(notification)
-        if isinstance(attempt, Deferral):  # waited for a slot until the destination was slow
-            [result] = await self._defer([attempt], retries_done)
+            again, _ = self._admit([notification._replace(attempt=notification.attempt + 1)], None)
+            if not again:  # held back now: the failure takes its step of the schedule
+                return await self.router.after_failure(notification, attempt)
+            ticket = again[0]
+            notification = ticket.notification
+            if tickets[0].hold is not None:
+                tickets[0].hold.add(ticket)
+            tickets.append(ticket)
+            attempt = await self.admission.send(ticket, channel.send)
+        if isinstance(attempt, Defer):  # waited for a slot until the endpoint turned slow
+            [result] = await self._hold_back([(notification, attempt)])
             return result
         await self._record(notification, attempt)
         if attempt.delivered:
             return DeliveryResult.DELIVERED
-        return await self.router.after_failure(notification, attempt, retries_done)
-
-    def _attempt(self, notification: Notification) -> Awaitable[DeliveryAttempt | Deferral]:
-        # The gate's coroutine itself, not one awaiting it: one frame less to resume each time
-        # the delivery wakes.
-        channel = self.catalog.sender_of(notification)
-        return self.gate.send(channel.destination(notification), notification, channel.send)
+        if ticket.handed_off:  # its retry record was written when it turned slow
+            return DeliveryResult.RETRY_SCHEDULED
+        return await self.router.after_failure(notification, attempt)
 
     async def _record(self, notification: Notification, attempt: DeliveryAttempt) -> None:
         org = notification.event.internal_id
@@ -214,6 +269,11 @@ class Dispatcher:
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if not attempt.delivered:
             logger.warning("delivery failed: %s", attempt.error, extra=_attempt_context(attempt))
+
+
+def _finish(tickets: list[Ticket]) -> None:
+    for ticket in tickets:
+        ticket.finish()
 
 
 def _is_blip(attempt: DeliveryAttempt) -> bool:
@@ -230,17 +290,6 @@ def _context(record: RetryRecord) -> dict[str, object]:
         "webhook_id": record.webhook_id,
         "delivery_id": record.delivery_id,
         "channel": record.channel,
-    }
-
-
-def _notification_context(notification: Notification) -> dict[str, object]:
-    return {
-        "event_id": notification.event.event_id,
-        "webhook_id": notification.webhook_id,
-        "delivery_id": notification.delivery_id,
-        "channel": notification.channel.channel,
-        "attempt": notification.attempt,
-        "outcome": DeliveryOutcome.DEFERRED.value,
     }
 
 

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple
 
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from hookline.schemas import DeliveryAttempt, EventEnvelope, Notification
+from hookline.channels.base import MAX_ERROR_LENGTH
+from hookline.schemas import DeliveryAttempt, DeliveryOutcome, EventEnvelope, Notification
 from hookline.schemas.common import utc_now
 from hookline.schemas.retries import DeadLetter, EventIdentity, SourcePosition
-from hookline.worker.destinations import Deferral
+from hookline.worker.admission import Defer
 from hookline.worker.metrics import WorkerMetrics
 from hookline.worker.publisher import RecordPublisher, RecordTooLargeError
-from hookline.worker.retry_policy import next_delay, tier_delays, tier_for, tier_label
+from hookline.worker.retry_policy import (
+    deferral_delay,
+    next_delay,
+    tier_delays,
+    tier_for,
+    tier_label,
+)
+
+_LONGEST_SEND = 30.0
+"""Seconds the slowest attempt may take (the longest webhook timeout): the retry record of one
+still under way is due no sooner."""
 
 logger = logging.getLogger(__name__)
 
@@ -51,60 +62,34 @@ class RetryTiers:
         return self._topics[tier_for(delay, self._delays)]
 
 
-class _DeferralStep(NamedTuple):
-    """Where a deferral goes at one step of the retry schedule."""
-
-    wait: timedelta
-    topic: str
-
-    @classmethod
-    def of_schedule(cls, tiers: RetryTiers, deferral_delay: float) -> list[_DeferralStep]:
-        """One step per retry the schedule allows, in order; the list ends where it is spent."""
-        steps: list[_DeferralStep] = []
-        while (delay := next_delay(tiers.schedule, len(steps), deferral_delay)) is not None:
-            steps.append(cls(timedelta(seconds=delay), tiers.topic_for(delay)))
-        return steps
-
-
 class FailureRouter:
     """Publishes retry records and dead letters.
 
     A failed delivery's record and a dead letter are acknowledged by Kafka before the call
-    returns; deferrals are handed over, which the offset commit waits for."""
+    returns; deferrals and hand-offs are handed over, which the offset commit waits for."""
 
     def __init__(
-        self,
-        publisher: RecordPublisher,
-        tiers: RetryTiers,
-        dlq_topic: str,
-        metrics: WorkerMetrics,
-        deferral_delay: float = 0.0,
+        self, publisher: RecordPublisher, tiers: RetryTiers, dlq_topic: str, metrics: WorkerMetrics
     ) -> None:
         self._publisher = publisher
         self._tiers = tiers
         self._dlq_topic = dlq_topic
         self._metrics = metrics
-        self._deferral_delay = deferral_delay
-        # A deferral's wait depends only on how many retries came before it: worked out once
-        # per step of the schedule, not once per refused delivery.
-        self._deferral_steps = _DeferralStep.of_schedule(tiers, deferral_delay)
 
     async def after_failure(
-        self, notification: Notification, attempt: DeliveryAttempt, retries_done: int
+        self, notification: Notification, attempt: DeliveryAttempt
     ) -> DeliveryResult:
         """Schedule a retry for a retryable failure while the schedule lasts; else dead-letter."""
         delay = None
         if attempt.retryable:
-            wait = requested_wait(attempt, self._deferral_delay)
-            delay = next_delay(self._tiers.schedule, retries_done, wait)
+            delay = next_delay(self._tiers.schedule, notification.retries_done, attempt.retry_after)
         if delay is None:
             await self._dead_letter(notification, attempt)
             return DeliveryResult.GAVE_UP
         retry = _retry_value(
             notification,
             notification.event.model_dump_json().encode(),
-            attempts=_attempts_made(notification, attempt),
-            retries_done=retries_done,
+            attempts=notification.attempt,
             due_at=utc_now() + timedelta(seconds=delay),
             last_error=attempt.error,
             last_status=attempt.status,
@@ -118,49 +103,76 @@ class FailureRouter:
         self._metrics.count_retries(attempt.channel)
         return DeliveryResult.RETRY_SCHEDULED
 
-    async def defer(
-        self, deferrals: list[Deferral], retries_done: int, received: bytes | None = None
-    ) -> list[DeliveryResult]:
-        """Schedule deliveries of one event refused before they were tried: their retry records
-        are handed over, not waited for (the offset commit waits for them instead).
+    async def hand_off(self, notification: Notification) -> bool:
+        """Hand over a retry record for an attempt still under way (slow), due after it can
+        have ended, so that its event need not wait for it; False if the schedule is spent."""
+        delay = next_delay(self._tiers.schedule, notification.retries_done, _LONGEST_SEND)
+        if delay is None:
+            return False
+        retry = _retry_value(
+            notification,
+            notification.event.model_dump_json().encode(),
+            attempts=notification.attempt,
+            due_at=utc_now() + timedelta(seconds=delay),
+            last_error="the attempt was still under way when this retry was scheduled",
+            last_status=None,
+        )
+        try:
+            await self._publisher.hand_over(
+                self._tiers.topic_for(delay), [(_key_of(notification.event), retry)]
+            )
+        except RecordTooLargeError:
+            return False  # the attempt goes on holding its event, as any other
+        self._metrics.count_retries(notification.channel.channel)
+        return True
 
-        A dead destination's deliveries come in floods: a deferral costs no attempt record, no
-        round trip and no wait, only its retry record. `received`: the event's JSON as it was
-        consumed (already validated), embedded as it is instead of dumping the event again."""
-        if retries_done >= len(self._deferral_steps):
-            # The schedule is spent: dead-letter each, as after_failure would.
-            self._metrics.observe_deferrals(deferrals, scheduled=False)
-            return [
-                await self.after_failure(d.notification, d.attempt(), retries_done)
-                for d in deferrals
-            ]
-        step = self._deferral_steps[retries_done]
-        due_at = utc_now() + step.wait
-        event = deferrals[0].notification.event
+    async def defer(
+        self, held: list[tuple[Notification, Defer]], received: bytes | None = None
+    ) -> tuple[list[DeliveryResult], list[DeliveryAttempt]]:
+        """Schedule deliveries of one event held back before they were tried, without spending
+        a retry step: their records are handed over, not waited for (the offset commit waits).
+        Returns each one's result and the deferral's entry for the delivery log.
+
+        A dead destination's deliveries come in floods: a deferral costs no round trip and no
+        wait, only its retry record. `received`: the event's JSON as it was consumed (already
+        validated), embedded as it is instead of dumping the event again."""
+        event = held[0][0].event
         event_json = received or event.model_dump_json().encode()
         key = _key_of(event)
-        retries = []
-        for deferral in deferrals:
-            notification = deferral.notification
+        now, wall = utc_now(), time.time()
+        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
+        attempts = []
+        for notification, verdict in held:
+            delay = deferral_delay(self._tiers.schedule, notification.deferrals, verdict.wait)
+            due_at = now + timedelta(seconds=delay)
             retry = _retry_value(
                 notification,
                 event_json,
                 attempts=notification.attempt - 1,  # a deferral never reached the peer
-                retries_done=retries_done,
                 due_at=due_at,
-                last_error=deferral.reason,
+                last_error=verdict.reason,
                 last_status=None,
+                deferrals=notification.deferrals + 1,
+                held_since=notification.held_since or wall,
             )
-            retries.append((key, retry))
+            by_topic.setdefault(self._tiers.topic_for(delay), []).append((key, retry))
+            attempts.append(_deferral_attempt(notification, verdict, due_at))
         try:
-            await self._publisher.hand_over(step.topic, retries)
+            for topic, records in by_topic.items():
+                await self._publisher.hand_over(topic, records)
         except RecordTooLargeError as exc:
-            self._metrics.observe_deferrals(deferrals, scheduled=False)
-            for deferral in deferrals:
-                await self._dead_letter(deferral.notification, deferral.attempt(), too_large=exc)
-            return [DeliveryResult.GAVE_UP] * len(deferrals)
-        self._metrics.observe_deferrals(deferrals, scheduled=True)
-        return [DeliveryResult.RETRY_SCHEDULED] * len(deferrals)
+            self._metrics.observe_deferrals(attempts, scheduled=False)
+            for (notification, _), attempt in zip(held, attempts, strict=True):
+                await self._dead_letter(notification, attempt, too_large=exc)
+            return [DeliveryResult.GAVE_UP] * len(held), attempts
+        self._metrics.observe_deferrals(attempts, scheduled=True)
+        return [DeliveryResult.RETRY_SCHEDULED] * len(held), attempts
+
+    async def give_up(self, notification: Notification, reason: str) -> DeliveryResult:
+        """Dead-letter a delivery held back for longer than allowed (`destination_unavailable`)."""
+        attempt = _deferral_attempt(notification, Defer(reason, 0.0, None), None)
+        await self._dead_letter(notification, attempt, reason="destination_unavailable")
+        return DeliveryResult.GAVE_UP
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
         """Dead-letter a message that is not a valid event or retry record."""
@@ -184,6 +196,7 @@ class FailureRouter:
         notification: Notification,
         attempt: DeliveryAttempt,
         too_large: RecordTooLargeError | None = None,
+        reason: str | None = None,
     ) -> None:
         if too_large is not None:
             reason = "too_large_to_retry"
@@ -192,10 +205,8 @@ class FailureRouter:
                 too_large,
                 extra={"delivery_id": notification.delivery_id, "topic": too_large.topic},
             )
-        elif attempt.retryable:
-            reason = "retries_exhausted"
-        else:
-            reason = "permanent_failure"
+        elif reason is None:
+            reason = "retries_exhausted" if attempt.retryable else "permanent_failure"
         letter = DeadLetter(
             reason=reason,
             failed_at=utc_now(),
@@ -254,10 +265,11 @@ def _retry_value(
     event_json: bytes,
     *,
     attempts: int,
-    retries_done: int,
     due_at: datetime,
     last_error: str | None,
     last_status: int | None,
+    deferrals: int = 0,
+    held_since: float | None = None,
 ) -> bytes:
     """A RetryRecord's JSON, written without the model: there is one per deferred delivery, and
     validating and dumping a model cost as much as the rest of a deferral (tested to read back)."""
@@ -269,7 +281,9 @@ def _retry_value(
             "channel": notification.channel.channel,
             "delivery_id": notification.delivery_id,
             "attempts": attempts,
-            "retries_done": retries_done,
+            "retries_done": notification.retries_done,
+            "deferrals": deferrals,
+            "held_since": datetime.fromtimestamp(held_since, UTC) if held_since else None,
             "due_at": due_at,
             "last_error": last_error,
             "last_status": last_status,
@@ -277,12 +291,23 @@ def _retry_value(
     )
 
 
-def requested_wait(attempt: DeliveryAttempt, deferral_delay: float) -> float | None:
-    """The least wait before the next try: the peer's Retry-After, and for a deferral at least
-    `deferral_delay` (an earlier retry would find the breaker still open and defer again)."""
-    if attempt.tried:
-        return attempt.retry_after
-    return max(attempt.retry_after or 0.0, deferral_delay)
+def _deferral_attempt(
+    notification: Notification, verdict: Defer, next_try_at: datetime | None
+) -> DeliveryAttempt:
+    """The delivery log's entry for a deferral: not an attempt, with why and when it is next."""
+    return DeliveryAttempt(
+        delivery_id=notification.delivery_id,
+        webhook_id=notification.webhook_id,
+        event_id=notification.event.event_id,
+        channel=notification.channel.channel,
+        attempt=notification.attempt,
+        outcome=DeliveryOutcome.DEFERRED,
+        at=utc_now(),
+        latency_ms=0.0,
+        error=verdict.reason[:MAX_ERROR_LENGTH],
+        scope=verdict.scope,
+        next_try_at=next_try_at,
+    )
 
 
 def _attempts_made(notification: Notification, attempt: DeliveryAttempt) -> int:

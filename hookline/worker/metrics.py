@@ -11,13 +11,19 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client import Counter as PrometheusCounter
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
-from hookline.worker.destinations import Deferral
+from hookline.schemas.common import FailureScope
+from hookline.worker.admission import BreakerState
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60, 300, 1800, 7200, 36000)
@@ -57,16 +63,23 @@ class WorkerMetrics:
         if attempt.delivered:
             _of(tally.lag, attempt.channel, _LAG_BUCKETS).observe(time.time() - occurred_at)
 
-    def observe_deferrals(self, deferrals: Sequence[Deferral], *, scheduled: bool) -> None:
-        """Count deliveries deferred before they were tried and, if `scheduled`, their retries
-        (else they were dead-lettered): one call for both, as a dead destination's deferrals
-        come in floods."""
+    def observe_deferrals(self, deferrals: Sequence[DeliveryAttempt], *, scheduled: bool) -> None:
+        """Count deliveries deferred before they were tried, by the scope that held them back,
+        and, if `scheduled`, their retries (else they were dead-lettered): one call for both, as
+        a dead destination's deferrals come in floods."""
         tally = self._tally
         for deferral in deferrals:
-            channel = deferral.notification.channel.channel
+            channel = deferral.channel
             tally.attempts[(channel, DeliveryOutcome.DEFERRED)] += 1
+            tally.deferrals[deferral.scope.value if deferral.scope else "organization"] += 1
             if scheduled:
                 tally.retries[channel] += 1
+
+    def watch_breakers(
+        self, states: Callable[[], Counter[tuple[FailureScope, BreakerState]]]
+    ) -> None:
+        """Export, at each scrape, how many endpoint and host breakers are in each state."""
+        self._tally.breakers = states
 
     def count_retries(self, channel: str) -> None:
         """Count one delivery handed to a durable retry tier."""
@@ -104,6 +117,8 @@ class _DeliveryTally(Collector):
     def __init__(self) -> None:
         self.attempts: Counter[tuple[str, DeliveryOutcome]] = Counter()
         self.retries: Counter[str] = Counter()
+        self.deferrals: Counter[str] = Counter()
+        self.breakers: Callable[[], Counter[tuple[FailureScope, BreakerState]]] = Counter
         self.latency: dict[str, _Buckets] = {}
         self.lag: dict[str, _Buckets] = {}
 
@@ -122,8 +137,25 @@ class _DeliveryTally(Collector):
         )
         for channel, count in self.retries.items():
             retries.add_metric([channel], count)
+        deferrals = CounterMetricFamily(
+            "hookline_deferrals",
+            "Deliveries held back untried, by what held them back: an endpoint, a host (or "
+            "relay, or account), or the organization's share of the worker.",
+            labels=["scope"],
+        )
+        for scope, count in self.deferrals.items():
+            deferrals.add_metric([scope], count)
+        breakers = GaugeMetricFamily(
+            "hookline_breakers",
+            "Circuit breakers by scope (endpoint or host) and state.",
+            labels=["scope", "state"],
+        )
+        for (scope, state), count in sorted(self.breakers().items()):
+            breakers.add_metric([scope.value, state.value], count)
         yield deliveries
         yield retries
+        yield deferrals
+        yield breakers
         yield _histogram(
             "hookline_delivery_latency_seconds", "Time one delivery attempt took.", self.latency
         )

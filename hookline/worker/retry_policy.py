@@ -22,6 +22,16 @@ def next_delay(
     return delay
 
 
+def deferral_delay(schedule: Sequence[float], deferrals: int, wait: float) -> float:
+    """Seconds until a delivery held back `deferrals` times before is looked at again: at least
+    `wait` (what held it back asked for), backing off along the schedule as the deferrals
+    repeat, never longer than the schedule's longest delay. A deferral is not a retry: the
+    schedule's steps stay for the attempts."""
+    longest = max(schedule)
+    step = schedule[min(deferrals, len(schedule) - 1)]
+    return min(max(step, wait), longest)
+
+
 def tier_delays(schedule: Sequence[float]) -> list[float]:
     """The distinct delays of the schedule, shortest first: one durable tier each."""
     return sorted(set(schedule))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from hookline.schemas.retries import RetryRecord
 from hookline.settings import Settings
+from hookline.worker.admission import EventHold
 from hookline.worker.backoff import until_done
 from hookline.worker.components import Components
 from hookline.worker.offsets import OffsetTracker
@@ -37,6 +39,8 @@ _COMMIT_INTERVAL = 1.0
 """Seconds between commits while consuming: a commit per fetch costs the worker and the broker
 as much CPU as the events themselves at a steady rate. Redelivery after a crash is bounded by
 it, and is harmless: delivered markers keep what succeeded from being sent again."""
+_HAND_OFF_INTERVAL = 0.5
+"""Seconds between looks for deliveries that turned slow (`HOOKLINE_SLOW_DELIVERY_AFTER`)."""
 _REFILL_SHARE = 10
 """A full window takes new events again once a 1/_REFILL_SHARE of it is free: fetching a few
 events each time one finishes would pay a fetch's cost for each."""
@@ -55,6 +59,11 @@ class Worker:
         self._stopping = asyncio.Event()
         self._tracker = OffsetTracker()
         self._tasks: dict[asyncio.Task[None], tuple[TopicPartition, int]] = {}
+        self._released: set[tuple[TopicPartition, int]] = set()
+        """Events whose offset is finished while a slow delivery of theirs still runs: they
+        are out of the in-flight window, and their task ends on its own."""
+        self._handing_off: asyncio.Task[int] | None = None
+        self._last_hand_off = 0.0
         self._waiting: dict[TopicPartition, asyncio.TimerHandle] = {}
         self._paused = False
         self._held_since: float | None = None
@@ -113,6 +122,7 @@ class Worker:
             else:
                 await self._fetch()
             self._commit_behind()
+            self._hand_off_behind()
             await self._report()
 
     async def _fetch(self) -> None:
@@ -131,14 +141,19 @@ class Worker:
     def _take(self, tp: TopicPartition, messages: list[ConsumerRecord]) -> None:
         if tp.topic not in self._retry_topics:
             for message in messages:
-                self._spawn(tp, message.offset, self._handle_event(message))
+                hold = self._hold(tp, message.offset)
+                self._spawn(tp, message.offset, self._handle_event(message, hold))
             return
         for message in messages:
             record = _retry_record(message)
             if record is not None and record.due_at > datetime.now(UTC):
                 self._wait_until_due(tp, message.offset, record.due_at)
                 return
-            self._spawn(tp, message.offset, self._handle_retry(message, record))
+            hold = self._hold(tp, message.offset)
+            self._spawn(tp, message.offset, self._handle_retry(message, record, hold))
+
+    def _hold(self, tp: TopicPartition, offset: int) -> EventHold:
+        return EventHold(functools.partial(self._release, tp, offset))
 
     def _spawn(self, tp: TopicPartition, offset: int, work: Coroutine[Any, Any, None]) -> None:
         self._tracker.start(tp, offset)
@@ -148,34 +163,53 @@ class Worker:
         self._tasks[task] = (tp, offset)
         task.add_done_callback(self._finish_task)
 
+    def _release(self, tp: TopicPartition, offset: int) -> None:
+        """Finish the offset of an event whose slow deliveries left for the retry path."""
+        self._tracker.finish(tp, offset)
+        self._released.add((tp, offset))
+        self._made_room()
+
     def _finish_task(self, task: asyncio.Task[None]) -> None:
         tp, offset = self._tasks.pop(task)
+        released = (tp, offset) in self._released
+        self._released.discard((tp, offset))
         # A cancelled event (a drain out of time) or a failed one (not even set aside) stays
-        # uncommitted, to be redelivered.
+        # uncommitted, to be redelivered, unless its deliveries were handed off already.
         if not task.cancelled():
-            if (error := task.exception()) is None:
-                self._tracker.finish(tp, offset)
-            else:
+            if (error := task.exception()) is not None:
                 logger.error("event %s@%s not finished", tp, offset, exc_info=error)
-        if self._held_since is not None and len(self._tasks) <= self._refill_at:
+            elif not released:
+                self._tracker.finish(tp, offset)
+        if not released:
+            self._made_room()
+
+    def _made_room(self) -> None:
+        if self._held_since is not None and self._in_window <= self._refill_at:
             self._room_made.set()
 
-    async def _handle_event(self, message: ConsumerRecord) -> None:
+    @property
+    def _in_window(self) -> int:
+        """Events taken and still holding their offset."""
+        return len(self._tasks) - len(self._released)
+
+    async def _handle_event(self, message: ConsumerRecord, hold: EventHold) -> None:
         parts = self._parts
         assert parts is not None
         try:
-            await parts.dispatcher.handle_event(message)
+            await parts.dispatcher.handle_event(message, hold)
         except Exception as exc:
             await self._reject_after_bug(message, exc)
 
-    async def _handle_retry(self, message: ConsumerRecord, record: RetryRecord | None) -> None:
+    async def _handle_retry(
+        self, message: ConsumerRecord, record: RetryRecord | None, hold: EventHold
+    ) -> None:
         parts = self._parts
         assert parts is not None
         try:
             if record is None:
                 await parts.router.reject_message(message, "not a retry record")
             else:
-                await parts.dispatcher.handle_retry(record)
+                await parts.dispatcher.handle_retry(record, hold)
         except Exception as exc:
             await self._reject_after_bug(message, exc)
 
@@ -201,7 +235,7 @@ class Worker:
             consumer.resume(tp)
 
     def _room(self) -> int:
-        return max(1, self._settings.max_in_flight - len(self._tasks))
+        return max(1, self._settings.max_in_flight - self._in_window)
 
     @property
     def _refill_at(self) -> int:
@@ -212,7 +246,7 @@ class Worker:
         """Whether to wait for room without polling: the window is full, but not for long.
 
         Full from when it fills until it has room to refill (`_held_since` says since when)."""
-        in_flight = len(self._tasks)
+        in_flight = self._in_window
         if in_flight >= self._settings.max_in_flight:
             if self._held_since is None:
                 self._held_since = time.monotonic()
@@ -247,6 +281,19 @@ class Worker:
             self._last_commit = now
             self._committing = asyncio.create_task(self._commit())
 
+    def _hand_off_behind(self) -> None:
+        """Now and then, hand the deliveries that turned slow to the retry path, so that their
+        events leave the window and their partitions' offsets move on."""
+        now = time.monotonic()
+        if now - self._last_hand_off < _HAND_OFF_INTERVAL or self._parts is None:
+            return
+        if self._handing_off is None or self._handing_off.done():
+            self._last_hand_off = now
+            slow_after = self._settings.slow_delivery_after
+            self._handing_off = asyncio.create_task(
+                self._parts.dispatcher.hand_off_slow(slow_after)
+            )
+
     async def _commit_now(self, only: set[TopicPartition] | None = None) -> None:
         """Commit once the commit under way, if any, has ended (so it cannot land after)."""
         if self._committing is not None:
@@ -278,7 +325,7 @@ class Worker:
         self._last_beat = time.monotonic()
         parts, consumer = self._parts, self._consumer
         assert parts is not None and consumer is not None
-        parts.metrics.events_in_flight.set(len(self._tasks))
+        parts.metrics.events_in_flight.set(self._in_window)
         if self._last_beat - self._last_lag_report < _LAG_REPORT_INTERVAL:
             return
         self._last_lag_report = self._last_beat
@@ -300,7 +347,11 @@ class Worker:
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         """Before partitions move to another worker: let their events finish, commit, forget."""
-        pending = [task for task, (tp, _) in self._tasks.items() if tp in revoked]
+        pending = [
+            task
+            for task, (tp, offset) in self._tasks.items()
+            if tp in revoked and (tp, offset) not in self._released
+        ]
         if pending:
             await asyncio.wait(pending, timeout=min(self._settings.shutdown_timeout, 30.0))
         await self._commit_now(only=revoked)
@@ -346,6 +397,8 @@ class Worker:
         return False
 
     async def _close(self) -> None:
+        if self._handing_off is not None:
+            await asyncio.wait([self._handing_off], timeout=_COMMIT_WAIT)
         for handle in self._waiting.values():
             handle.cancel()
         self._waiting.clear()

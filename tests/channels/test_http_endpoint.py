@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from yarl import URL
 
 from hookline.channels.catalog import ChannelContext, open_context
 from hookline.channels.http_endpoint import (
@@ -28,6 +29,7 @@ from hookline.channels.http_endpoint import (
 )
 from hookline.errors import DeliveryError
 from hookline.schemas import DeliveryOutcome
+from hookline.schemas.common import FailureScope
 from hookline.settings import Settings
 from tests.channels.contract import ChannelContract, notification_for
 
@@ -349,7 +351,8 @@ async def test_a_slow_endpoint_times_out_as_retryable(
 
     assert time.monotonic() - started < 1.9
     assert attempt.outcome is DeliveryOutcome.RETRYABLE
-    assert attempt.error == "127.0.0.1 did not answer within 1 s"
+    assert attempt.error == "endpoint did not answer within 1 s"
+    assert attempt.scope is FailureScope.ENDPOINT
 
 
 async def test_after_a_timeout_the_next_delivery_goes_out_on_a_fresh_connection(
@@ -369,7 +372,7 @@ async def test_after_a_timeout_the_next_delivery_goes_out_on_a_fresh_connection(
     assert task is not None and task.cancelling() == 0
 
 
-async def test_a_refused_connection_is_retryable(
+async def test_a_refused_connection_is_retryable_and_counts_against_the_host(
     channel: HttpEndpointChannel, channel_config: dict[str, Any], refused_url: str
 ) -> None:
     config = with_configs(channel_config, url=refused_url + "/hook")
@@ -377,7 +380,9 @@ async def test_a_refused_connection_is_retryable(
 
     assert attempt.outcome is DeliveryOutcome.RETRYABLE and attempt.status is None
     assert attempt.error is not None
-    assert attempt.error.startswith("could not connect to 127.0.0.1: ")
+    port = URL(refused_url).port
+    assert attempt.error.startswith(f"host 127.0.0.1:{port} unreachable: ")
+    assert attempt.scope is FailureScope.HOST
 
 
 async def test_deliveries_to_one_endpoint_reuse_the_connection(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
 from hookline.registry import DeliveryLog, OutcomeRecorder, RegistryKeys, WebhookStore
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, new_organization_id
+from hookline.schemas.common import FailureScope, utc_now
 from tests.registry.conftest import command_calls, webhook_config
 
 
@@ -83,20 +84,31 @@ async def test_a_burst_of_lookups_costs_one_mget_per_organization(
     assert await command_calls(redis, "mget") - before == 2
 
 
-async def test_a_deferral_leaves_the_log_and_the_webhook_alone(
+async def test_a_deferral_is_logged_as_such_and_leaves_the_webhook_alone(
     redis: Redis, keys: RegistryKeys, store: WebhookStore
 ) -> None:
     org = new_organization_id()
     hook = await store.create(org, webhook_config())
     outcomes = recorder(redis, keys)
     failed = attempt(hook.webhook_id, "msg_1", DeliveryOutcome.RETRYABLE)
-    deferred = attempt(hook.webhook_id, "msg_2", DeliveryOutcome.DEFERRED)
+    next_try = utc_now() + timedelta(seconds=30)
+    deferred = attempt(hook.webhook_id, "msg_2", DeliveryOutcome.DEFERRED).model_copy(
+        update={"error": "circuit open", "next_try_at": next_try, "scope": FailureScope.HOST}
+    )
 
-    await outcomes.record(org, failed)
-    await outcomes.record(org, deferred.model_copy(update={"error": "circuit open"}))
+    # In one batch, the deferral being the newer: the failure must still be the last_error.
+    await outcomes.record_all(org, [failed, deferred])
 
     log = await DeliveryLog(redis, keys).recent(org, hook.webhook_id)
-    assert [a.delivery_id for a in log] == ["msg_1"]
+    assert [(a.delivery_id, a.outcome) for a in log] == [
+        ("msg_2", DeliveryOutcome.DEFERRED),
+        ("msg_1", DeliveryOutcome.RETRYABLE),
+    ]
+    assert (log[0].error, log[0].next_try_at, log[0].scope) == (
+        "circuit open",
+        next_try,
+        FailureScope.HOST,
+    )
     stored = await store.get(org, hook.webhook_id)
     assert stored.last_error is not None and stored.last_error.delivery_id == "msg_1"
 

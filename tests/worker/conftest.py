@@ -103,6 +103,10 @@ def http_channel(url: str, **configs: Any) -> dict[str, Any]:
     return {"channel": "webhook", "configs": {"url": url, **configs}}
 
 
+def slack_channel(webhook_url: str) -> dict[str, Any]:
+    return {"channel": "slack", "configs": {"webhook_url": webhook_url}}
+
+
 async def eventually(check: Callable[[], Any], within: float = 20.0) -> None:
     """Wait until `check()` (sync or async) is truthy; fail after `within` seconds."""
     deadline = time.monotonic() + within
@@ -137,6 +141,25 @@ async def read_messages(
     finally:
         await consumer.stop()
     return messages
+
+
+async def read_available(settings: Settings, topic: str, quiet: float = 1.0) -> list[Any]:
+    """Every JSON record of a topic so far: read until none came for `quiet` seconds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while batch := await consumer.getmany(timeout_ms=int(quiet * 1000)):
+            records.extend(json.loads(m.value) for ms in batch.values() for m in ms)
+    finally:
+        await consumer.stop()
+    return records
 
 
 async def read_topic(

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import DeliveryLog, RegistryKeys, WebhookStore
 from hookline.schemas import EventEnvelope, Webhook, delivery_id, new_organization_id
+from hookline.schemas.common import FailureScope
 from hookline.settings import Settings
 from tests.conftest import make_event
 from tests.worker.conftest import (
@@ -137,26 +138,50 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
     assert sum(end for _, end in positions.values()) == len(POISON) + 1
 
 
-async def test_deferrals_by_an_open_breaker_keep_the_real_error_and_are_not_counted(
+async def test_deferrals_by_an_open_breaker_spend_no_attempt_and_keep_the_real_error(
     worker_settings: Settings,
     store: WebhookStore,
     redis: Redis,
     receiver: HttpReceiver,
     publish: Publish,
 ) -> None:
-    # The first failure opens the breaker; every later try is deferred without reaching the peer.
-    settings = worker_settings.model_copy(update={"breaker_threshold": 1})
+    # Each failure opens the breaker; a retry due before its cooldown is over is deferred.
+    settings = worker_settings.model_copy(update={"breaker_threshold": 1, "breaker_cooldown": 1.5})
+
+    down = await always_down(settings, store, receiver, publish)
+
+    # Every step of the schedule [1s, 2s] was a real attempt, despite the deferrals between.
+    assert down.tries == 1 + len(settings.retry_schedule)
+    assert down.letter["reason"] == "retries_exhausted"
+    assert down.letter["attempts"] == down.tries
+    assert down.letter["last_status"] == 503
+    stored = await store.get(down.webhook.internal_id, down.webhook.webhook_id)
+    assert stored.last_error is not None
+    assert (stored.last_error.status, stored.last_error.scope) == (503, FailureScope.ENDPOINT)
+    # The delivery log has each real answer, and each deferral as such, with its next try.
+    log = DeliveryLog(redis, RegistryKeys(settings.redis_key_prefix))
+    entries = await log.recent(down.webhook.internal_id, down.webhook.webhook_id)
+    tried = [e for e in entries if e.tried]
+    deferred = [e for e in entries if not e.tried]
+    assert [(a.attempt, a.status) for a in reversed(tried)] == [(1, 503), (2, 503), (3, 503)]
+    assert deferred
+    for entry in deferred:
+        assert entry.error is not None and "circuit open for the endpoint" in entry.error
+        assert entry.next_try_at is not None and entry.next_try_at > entry.at
+        assert entry.scope is FailureScope.ENDPOINT
+
+
+async def test_a_destination_unavailable_past_the_maximum_age_is_dead_lettered_as_such(
+    worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
+) -> None:
+    # The breaker stays open far longer than a delivery may be held back.
+    settings = worker_settings.model_copy(
+        update={"breaker_threshold": 1, "breaker_cooldown": 300.0, "deferral_max_age": 2.0}
+    )
 
     down = await always_down(settings, store, receiver, publish)
 
     assert down.tries == 1
-    assert down.letter["reason"] == "retries_exhausted"
-    assert down.letter["attempts"] == 1
+    assert down.letter["reason"] == "destination_unavailable"
+    assert down.letter["attempts"] == 1  # the one real attempt, not the deferrals after it
     assert "circuit open" in down.letter["last_error"]
-    stored = await store.get(down.webhook.internal_id, down.webhook.webhook_id)
-    assert stored.last_error is not None
-    assert stored.last_error.status == 503
-    # The delivery log lists what reached the endpoint, not the deferrals after it.
-    log = DeliveryLog(redis, RegistryKeys(settings.redis_key_prefix))
-    attempts = await log.recent(down.webhook.internal_id, down.webhook.webhook_id)
-    assert [(a.attempt, a.status) for a in attempts] == [(1, 503)]

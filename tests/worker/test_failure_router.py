@@ -19,7 +19,7 @@ from hookline.schemas import (
 from hookline.schemas.common import utc_now
 from hookline.schemas.webhooks import Webhook
 from hookline.settings import Settings
-from hookline.worker.destinations import Deferral
+from hookline.worker.admission import Defer
 from hookline.worker.failures import DeliveryResult, FailureRouter, RetryTiers
 from hookline.worker.metrics import WorkerMetrics
 from hookline.worker.publisher import RecordPublisher
@@ -64,7 +64,7 @@ async def test_letters_of_one_turn_all_arrive_each_organization_in_order(
     failures = [permanent_failure(hook, n) for n in range(PER_ORG) for hook in hooks]
 
     # Handed over in one turn of the event loop, as a busy worker does.
-    results = await asyncio.gather(*(router.after_failure(n, a, 0) for n, a in failures))
+    results = await asyncio.gather(*(router.after_failure(n, a) for n, a in failures))
 
     assert results == [DeliveryResult.GAVE_UP] * len(failures)
     letters = await read_messages(worker_settings, dlq, len(failures))
@@ -96,9 +96,9 @@ async def test_deferrals_too_large_to_retry_are_dead_lettered_by_name_not_lost(
     channels = [http_channel("https://a.example/in"), http_channel("https://b.example/in")]
     webhook = await create_webhook(store, org, channels)
     event = make_event(org, padding="x" * 25_000)
-    deferrals = [Deferral(n, "circuit open") for n in notifications_for(event, webhook)]
+    held = [(n, Defer("circuit open", 0.0, None)) for n in notifications_for(event, webhook)]
 
-    results = await router.defer(deferrals, retries_done=0)
+    results, _ = await router.defer(held)
 
     assert results == [DeliveryResult.GAVE_UP] * 2
     letters = await read_messages(worker_settings, worker_settings.dlq_topic, 2)

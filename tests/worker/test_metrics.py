@@ -7,10 +7,11 @@ import time
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookline.channels.base import Destination
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, HttpChannel, Notification
 from hookline.schemas.channel_configs import SlackChannel
-from hookline.schemas.common import utc_now
-from hookline.worker.destinations import Deferral
+from hookline.schemas.common import FailureScope, utc_now
+from hookline.worker.admission import Admission, AdmissionLimits, Admit
 from hookline.worker.metrics import WorkerMetrics
 from tests.conftest import make_event
 
@@ -40,11 +41,12 @@ def attempt(
     )
 
 
-def deferral(channel: HttpChannel | SlackChannel) -> Deferral:
-    notification = Notification(
-        event=make_event(), webhook_id="wh_1", webhook_name="one", channel=channel, delivery_id="m"
+def deferral(
+    channel: HttpChannel | SlackChannel, scope: FailureScope | None = FailureScope.ENDPOINT
+) -> DeliveryAttempt:
+    return attempt(DeliveryOutcome.DEFERRED, 0.0, channel.channel).model_copy(
+        update={"scope": scope, "error": "circuit open"}
     )
-    return Deferral(notification, "circuit open")
 
 
 WEBHOOK = HttpChannel.model_validate(
@@ -105,3 +107,43 @@ def test_latency_buckets_are_cumulative_and_include_their_bound() -> None:
     name = "hookline_delivery_latency_seconds"
     assert samples[(f"{name}_count", (("channel", "webhook"),))] == 4
     assert abs(samples[(f"{name}_sum", (("channel", "webhook"),))] - 31.0501) < 1e-9
+
+
+def test_deferrals_are_counted_by_the_scope_that_held_them_back() -> None:
+    metrics = WorkerMetrics()
+    metrics.observe_deferrals(
+        [deferral(WEBHOOK), deferral(WEBHOOK, FailureScope.HOST), deferral(SLACK, None)],
+        scheduled=True,
+    )
+
+    samples = scrape(metrics)
+
+    def deferrals(scope: str) -> float:
+        return samples[("hookline_deferrals_total", (("scope", scope),))]
+
+    assert (deferrals("endpoint"), deferrals("host"), deferrals("organization")) == (1, 1, 1)
+
+
+async def test_breakers_are_exported_by_scope_and_state_without_a_label_per_destination() -> None:
+    metrics = WorkerMetrics()
+    admission = Admission(AdmissionLimits(breaker_threshold=1))
+    metrics.watch_breakers(admission.breaker_states)
+    notification = Notification(
+        event=make_event(), webhook_id="wh_1", webhook_name="one", channel=WEBHOOK, delivery_id="m"
+    )
+
+    async def fails(_: Notification) -> DeliveryAttempt:
+        return attempt(DeliveryOutcome.RETRYABLE, 1.0)
+
+    for index in range(3):  # three endpoints on one host, each failed once: each breaker opens
+        verdict = admission.decide(notification, Destination(f"endpoint-{index}", "one-host:443"))
+        assert isinstance(verdict, Admit)
+        await admission.send(verdict.ticket, fails)
+
+    samples = scrape(metrics)
+
+    def breakers(scope: str, state: str) -> float:
+        return samples[("hookline_breakers", (("scope", scope), ("state", state)))]
+
+    assert breakers("endpoint", "open") == 3
+    assert breakers("host", "closed") == 1

@@ -64,7 +64,8 @@ async def test_a_window_full_for_long_pauses_fetching_then_takes_every_event(
     org = new_organization_id()
     await create_webhook(store, org, [http_channel(receiver.url(), timeout=20)])
     receiver.delay = 11.0
-    settings = worker_settings.model_copy(update={"max_in_flight": 2})
+    # Slow sends are not handed to the retry path here, so that they keep the window full.
+    settings = worker_settings.model_copy(update={"max_in_flight": 2, "slow_delivery_after": 60.0})
     await publish(*(make_event(org) for _ in range(12)))
 
     async with running_worker(settings) as worker:

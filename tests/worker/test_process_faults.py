@@ -111,9 +111,7 @@ async def test_sigkill_then_restart_loses_nothing_and_never_repeats_a_marked_del
 ) -> None:
     receiver = tracking_receiver
     receiver.delay = 0.05  # slow enough that the kill lands mid-stream
-    settings = worker_settings.model_copy(
-        update={"max_in_flight": 16, "destination_concurrency": 8}
-    )
+    settings = worker_settings.model_copy(update={"max_in_flight": 16, "endpoint_concurrency": 8})
     org, expected = await _one_webhook_and_events(settings, store, receiver.url(), 400)
 
     first = await start_worker(settings, "first")
@@ -147,7 +145,7 @@ async def test_sigterm_finishes_in_flight_deliveries_commits_and_exits_0(
 ) -> None:
     receiver = tracking_receiver
     receiver.delay = 0.5
-    settings = worker_settings.model_copy(update={"max_in_flight": 6, "destination_concurrency": 3})
+    settings = worker_settings.model_copy(update={"max_in_flight": 6, "endpoint_concurrency": 3})
     _, expected = await _one_webhook_and_events(settings, store, receiver.url(), 30)
 
     first = await start_worker(settings, "first")
@@ -169,7 +167,7 @@ async def test_sigint_finishes_in_flight_deliveries_and_exits_0(
 ) -> None:
     receiver = tracking_receiver
     receiver.delay = 0.3
-    settings = worker_settings.model_copy(update={"max_in_flight": 4, "destination_concurrency": 2})
+    settings = worker_settings.model_copy(update={"max_in_flight": 4, "endpoint_concurrency": 2})
     await _one_webhook_and_events(settings, store, receiver.url(), 10)
 
     worker = await start_worker(settings, "only")
@@ -202,9 +200,7 @@ async def test_second_worker_takes_over_the_partitions_of_a_killed_one(
 ) -> None:
     receiver = tracking_receiver
     receiver.delay = 0.05
-    settings = worker_settings.model_copy(
-        update={"max_in_flight": 16, "destination_concurrency": 8}
-    )
+    settings = worker_settings.model_copy(update={"max_in_flight": 16, "endpoint_concurrency": 8})
     topic = settings.topics[0]
     first = await start_worker(settings, "first")
     second = await start_worker(settings, "second")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from hookline.schemas import DeliveryAttempt, DeliveryOutcome
-from hookline.worker.failures import RetryTiers, requested_wait
+from hookline.worker.failures import RetryTiers
 from hookline.worker.retry_policy import (
+    deferral_delay,
     next_delay,
     tier_delays,
     tier_for,
@@ -99,37 +97,17 @@ def test_retry_tiers_have_one_topic_per_distinct_delay() -> None:
     assert tiers.topic_for(86400.0) == "hookline.retry.300s"
 
 
-def _attempt(outcome: DeliveryOutcome, retry_after: float | None = None) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        delivery_id="msg_1",
-        webhook_id="wh_AAAAAAAAAA",
-        event_id="evt_1",
-        channel="webhook",
-        attempt=1,
-        outcome=outcome,
-        at=datetime.now(UTC),
-        latency_ms=0.0,
-        retry_after=retry_after,
-    )
-
-
 @pytest.mark.parametrize(
-    ("outcome", "retry_after", "expected"),
+    ("deferrals", "wait", "expected"),
     [
-        (DeliveryOutcome.RETRYABLE, None, None),
-        (DeliveryOutcome.RETRYABLE, 7.0, 7.0),
-        (DeliveryOutcome.DEFERRED, None, 30.0),
-        (DeliveryOutcome.DEFERRED, 90.0, 90.0),
+        (0, 0.0, 5.0),  # held back once, nothing asked: the schedule's first wait
+        (0, 30.0, 30.0),  # a breaker's cooldown (or Retry-After) is waited out
+        (1, 0.0, 300.0),  # repeated deferrals back off along the schedule
+        (50, 0.0, 1800.0),  # and stay at its longest wait
+        (0, 99_999.0, 1800.0),  # never longer than that
     ],
 )
-def test_a_deferral_waits_at_least_for_the_breaker_to_cool_down(
-    outcome: DeliveryOutcome, retry_after: float | None, expected: float | None
+def test_a_deferral_backs_off_along_the_schedule_without_spending_it(
+    deferrals: int, wait: float, expected: float
 ) -> None:
-    assert requested_wait(_attempt(outcome, retry_after), deferral_delay=30.0) == expected
-
-
-def test_with_the_default_schedule_a_deferral_skips_the_5_second_tier() -> None:
-    schedule = [5, 300, 1800, 7200, 18000, 36000, 36000]
-    wait = requested_wait(_attempt(DeliveryOutcome.DEFERRED), deferral_delay=30.0)
-
-    assert tier_for(next_delay(schedule, 0, wait) or 0, tier_delays(schedule)) == 300
+    assert deferral_delay(SCHEDULE, deferrals, wait) == expected
