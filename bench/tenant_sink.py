@@ -12,8 +12,8 @@ Recorded since the last reset: requests per path and per token (accepted, limite
 request of any kind; for healthy deliveries (`ok` paths, accepted messages of tokens that are not
 limited) the distinct delivery ids, the last arrival and, when asked, the latency from the
 event's `sent@<epoch>` data field (equal to its occurred_at, which a Slack message shows only to
-the second) to arrival. Control on a port of its own: `GET /_stats`, `POST /_reset?since=<epoch>`
-(latencies only of events sent from then on).
+the second) to arrival. Control on a port of its own: `GET /_stats` (`?latencies=1`: each one,
+sorted), `POST /_reset?since=<epoch>` (latencies only of events sent from then on).
 
 Started as `python -m bench.tenant_sink --hosts 20 [--limited TOKEN]`; prints one JSON line
 `{"hosts": [[address, port], …], "slack_port": …, "control_port": …}` once listening.
@@ -67,10 +67,10 @@ class Healthy:
         if since and sent is not None and sent >= since:
             self.latencies.append(at - sent)
 
-    def summary(self) -> dict[str, Any]:
-        """The figures as JSON-able values (seconds)."""
+    def summary(self, *, latencies: bool = False) -> dict[str, Any]:
+        """The figures as JSON-able values (seconds); with `latencies`, every one, sorted."""
         ordered = sorted(self.latencies)
-        return {
+        return ({"latencies": ordered} if latencies else {}) | {
             "unique": len(self.ids),
             "last": self.last,
             "samples": len(ordered),
@@ -137,17 +137,17 @@ class Stats:
             since = line.split(b"since=", 1)[1].split(b" ", 1)[0] if b"since=" in line else b"0"
             self.reset(since=float(since))
             return _json({"reset": True})
-        return _json(self.summary())
+        return _json(self.summary(latencies=b"latencies=1" in line))
 
-    def summary(self) -> dict[str, Any]:
-        """Everything recorded, as JSON-able values."""
+    def summary(self, *, latencies: bool = False) -> dict[str, Any]:
+        """Everything recorded, as JSON-able values (with `latencies`, every healthy one)."""
         return {
             "first": self.first,
             "requests": self.requests,
             "paths": self.paths,
             "tokens": self.tokens,
-            "http": self.http.summary(),
-            "slack": self.slack.summary(),
+            "http": self.http.summary(latencies=latencies),
+            "slack": self.slack.summary(latencies=latencies),
         }
 
 
@@ -299,9 +299,9 @@ class TenantSink:
         """The Web API base, for HOOKLINE_SLACK_API_URL."""
         return f"http://127.0.0.1:{self.slack_port}/api/"
 
-    async def stats(self) -> dict[str, Any]:
-        """The figures since the last reset."""
-        url = f"http://127.0.0.1:{self.control_port}/_stats"
+    async def stats(self, *, latencies: bool = False) -> dict[str, Any]:
+        """The figures since the last reset (with `latencies`, every healthy one, sorted)."""
+        url = f"http://127.0.0.1:{self.control_port}/_stats{'?latencies=1' if latencies else ''}"
         async with self.session.get(url) as response:
             result: dict[str, Any] = await response.json()
             return result

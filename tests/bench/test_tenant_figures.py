@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 from bench.tenant_sink import Stats
 from bench.tenant_topology import Behaviour, Scenario, TenantSizes, assign_endpoints, spread
-from bench.tenants import Outcome, letter_kind, per_second, ratio, tenant_rows
+from bench.tenants import Outcome, letter_kind, per_second, percentile, ratio, tenant_rows
 
 
 def test_spread_splits_as_evenly_as_possible() -> None:
@@ -125,19 +126,22 @@ def test_rates_and_ratios() -> None:
     assert ratio(None, 1000.0) is None
 
 
-def _figures(unique: int, last: float, p50: float | None, p99: float | None) -> dict[str, Any]:
-    return {"unique": unique, "last": last, "samples": unique, "p50": p50, "p99": p99}
+def _figures(unique: int, p50: float = 0.0, p99: float = 0.0) -> dict[str, Any]:
+    latencies = [p50] * (unique - 2) + [p99] * 2 if unique else []
+    return {"unique": unique, "last": 2.0, "samples": unique, "latencies": latencies}
 
 
 def _outcome(
-    http: tuple[int, float, float], slack: tuple[int, float, float], letters: list[dict[str, Any]]
+    drained: tuple[int, int],
+    http: tuple[int, float, float],
+    slack: tuple[int, float, float],
+    letters: list[dict[str, Any]],
 ) -> Outcome:
-    """Each of `http` and `slack`: (drained deliveries in 1 s, p50 s, p99 s)."""
-    drain = {"first": 1.0, "http": _figures(http[0], 2.0, None, None)}
-    drain["slack"] = _figures(slack[0], 2.0, None, None)
-    paced = {"http": _figures(100, 0.0, http[1], http[2])}
-    paced["slack"] = _figures(10, 0.0, slack[1], slack[2])
-    return Outcome(drain, (http[0], slack[0]), paced, (100, 10), letters, {"wh_ok", "wh_slack"})
+    """`drained`: healthy (HTTP, Slack) deliveries in the drain's second; `http` and `slack`:
+    (arrived of 100, p50 s, p99 s) in the paced phase."""
+    drain = {"first": 1.0, "http": _figures(drained[0]), "slack": _figures(drained[1])}
+    paced = {"http": _figures(*http), "slack": _figures(*slack)}
+    return Outcome(drain, drained, paced, (100, 100), letters, {"wh_ok", "wh_slack"})
 
 
 def _verdicts(healthy: Outcome, mixed: Outcome) -> list[tuple[str, str]]:
@@ -149,9 +153,9 @@ def _verdicts(healthy: Outcome, mixed: Outcome) -> list[tuple[str, str]]:
 
 
 def test_a_mixed_run_within_the_targets_is_ok_on_every_row() -> None:
-    healthy = _outcome((5000, 0.01, 0.02), (100, 0.01, 0.02), [])
+    healthy = _outcome((5000, 100), (100, 0.01, 0.02), (100, 0.01, 0.02), [])
     letters = [{"webhook_id": "wh_bad", "channel": "webhook", "last_error": "HTTP 500"}]
-    mixed = _outcome((4600, 0.012, 0.039), (95, 0.01, 0.03), letters)
+    mixed = _outcome((4600, 95), (100, 0.012, 0.039), (100, 0.01, 0.03), letters)
 
     assert _verdicts(healthy, mixed) == [
         (">= 0.9", "ok"),
@@ -162,11 +166,25 @@ def test_a_mixed_run_within_the_targets_is_ok_on_every_row() -> None:
     ]
 
 
-def test_slow_healthy_deliveries_and_their_dead_letters_miss() -> None:
-    healthy = _outcome((5000, 0.01, 0.02), (100, 0.01, 0.02), [])
+def test_slow_or_lost_healthy_deliveries_and_their_dead_letters_miss() -> None:
+    healthy = _outcome((5000, 100), (100, 0.01, 0.02), (100, 0.01, 0.02), [])
     letters = [{"webhook_id": "wh_slack", "channel": "slack", "last_error": "circuit open for"}]
-    mixed = _outcome((2000, 0.012, 0.5), (50, 0.01, 0.041), letters)
+    # HTTP: 2 of 100 paced deliveries lost, though the 98 that came were fast.
+    mixed = _outcome((2000, 50), (98, 0.012, 0.012), (100, 0.01, 0.041), letters)
 
     verdicts = _verdicts(healthy, mixed)
 
     assert [verdict for _, verdict in verdicts] == ["MISS"] * 5
+    assert mixed.latency_ms("http", 0.99) == math.inf
+    assert mixed.latency_ms("http", 0.99, arrived_only=True) == pytest.approx(12.0)
+
+
+def test_percentiles_count_the_lost_as_infinitely_late() -> None:
+    ordered = [float(n) for n in range(1, 101)]
+
+    assert percentile(ordered, 0.5) == 51.0
+    assert percentile(ordered, 0.99) == 100.0
+    assert percentile(ordered[:99], 0.99, lost=1) == math.inf
+    assert percentile(ordered[:50], 0.5, lost=50) == math.inf
+    assert percentile([], 0.5) is None
+    assert percentile([], 0.5, lost=3) == math.inf
