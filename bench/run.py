@@ -3,6 +3,7 @@
     python -m bench.run                 # the full run (a 1,000,000-event backlog for memory)
     python -m bench.run --quick         # a tiny load through every section (the smoke test)
     python -m bench.run --only raw,throughput --profile /tmp/profiles
+    python -m bench.run --only tenants  # mixed tenants (issue 31): healthy vs. bad neighbours
 
 Needs Kafka on HOOKLINE_KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092) and Redis on
 HOOKLINE_REDIS_URL (default redis://127.0.0.1:6379/0), as `scripts/services up` starts them.
@@ -32,6 +33,7 @@ from redis.asyncio import Redis
 from bench.report import Row, machine_lines, table
 from bench.sections import SECTIONS, Bench, Options, new_run_id
 from bench.stack import Kafka, Sink
+from bench.tenant_topology import TenantSizes
 from hookline.registry import connect_redis
 from hookline.settings import Settings
 
@@ -53,6 +55,13 @@ FULL = {
     "lookups": 200_000,
     "stop_within": 30.0,
     "warm_up": 5.0,
+    "tenant_orgs": 100,
+    "tenant_events": 5_000,
+    "tenant_rate": 100,
+    "tenant_seconds": 20.0,
+    "tenant_warm_up": 5.0,
+    "tenant_retry_base": 1.0,
+    "tenant_timeout": 5.0,
 }
 QUICK = {
     "deliveries": 400,
@@ -70,6 +79,13 @@ QUICK = {
     "lookups": 5_000,
     "stop_within": 3.0,
     "warm_up": 1.0,
+    "tenant_orgs": 10,
+    "tenant_events": 100,
+    "tenant_rate": 50,
+    "tenant_seconds": 0.5,
+    "tenant_warm_up": 0.2,
+    "tenant_retry_base": 0.1,
+    "tenant_timeout": 1.0,
 }
 
 
@@ -115,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="throughput: rounds of a bare POST loop then a phase in one worker, per case",
     )
+    parser.add_argument(
+        "--tenant-orgs", type=int, help="tenants: organizations (10 endpoints each)"
+    )
+    parser.add_argument("--tenant-events", type=int, help="tenants: events in each drain's backlog")
+    parser.add_argument(
+        "--tenant-seconds", type=float, help="tenants: seconds of paced events measured"
+    )
     parser.add_argument("--out", type=Path, help="folder for worker logs and profiles")
     parser.add_argument(
         "--profile",
@@ -156,6 +179,9 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         "interleaved_rounds",
         "throughput_rounds",
         "ratio_rounds",
+        "tenant_orgs",
+        "tenant_events",
+        "tenant_seconds",
     ):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
@@ -181,6 +207,19 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         profile_dir=out if args.profile else None,
         worker_env=extra,
         worker_tree=args.worker_tree,
+        tenants=_tenant_sizes(sizes),
+    )
+
+
+def _tenant_sizes(sizes: dict[str, float]) -> TenantSizes:
+    return TenantSizes(
+        orgs=int(sizes["tenant_orgs"]),
+        events=int(sizes["tenant_events"]),
+        rate=int(sizes["tenant_rate"]),
+        seconds=float(sizes["tenant_seconds"]),
+        warm_up=float(sizes["tenant_warm_up"]),
+        retry_base=float(sizes["tenant_retry_base"]),
+        timeout=float(sizes["tenant_timeout"]),
     )
 
 

@@ -35,6 +35,8 @@ from bench.stack import (
     register_webhooks,
     sampling_memory,
 )
+from bench.tenant_topology import TenantSizes
+from bench.tenants import tenants
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
 from hookline.schemas import WebhookEventType, new_organization_id, notifications_for
 from hookline.settings import Settings
@@ -69,6 +71,7 @@ class Options:
     profile_dir: Path | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
     worker_tree: Path | None = None
+    tenants: TenantSizes = field(default_factory=TenantSizes)
 
 
 SETTLE_SECONDS = 2.0
@@ -1053,6 +1056,7 @@ SECTIONS: dict[str, Callable[[Bench], Awaitable[None]]] = {
     "budget": budget,
     "registry": registry_lookups,
     "memory": memory,
+    "tenants": tenants,
 }
 
 
