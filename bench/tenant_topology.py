@@ -29,8 +29,20 @@ class TenantSizes:
 
     @property
     def retry_schedule(self) -> list[float]:
-        """The workers' retry schedule: the base, twice it, four times it."""
-        return [self.retry_base, 2 * self.retry_base, 4 * self.retry_base]
+        """The workers' retry schedule: the base, twice it, and a longest tier as long as the
+        breakers' cooldown, so that a delivery held back by an open breaker waits it out in one
+        hop, as with the default schedule (its 5-minute tier outlasts the 30 s cooldown)."""
+        return [self.retry_base, 2 * self.retry_base, self.breaker_cooldown]
+
+    @property
+    def breaker_cooldown(self) -> float:
+        """The workers' breaker cooldown: the default 30 s, at the base's scale."""
+        return 30 * self.retry_base
+
+    @property
+    def max_held(self) -> float:
+        """The workers' deferral maximum age: two of the longest waits."""
+        return 2 * max(self.retry_schedule)
 
     @property
     def quiet(self) -> float:

@@ -10,7 +10,8 @@ workspace of its own; in the mixed scenario one workspace is rate limited (one m
 the rest 429 with Retry-After). Peers run in their own process (bench.tenant_sink).
 
 Two scenarios, in this order, each with fresh organizations and a fresh worker (retry schedule
-1 s, 2 s, 4 s, so dead letters appear within the run): all healthy (same topology, every endpoint
+1 s, 2 s, 30 s, the default breaker cooldown of 30 s, and a deferral maximum age of 60 s, so
+that dead letters appear within the run): all healthy (same topology, every endpoint
 and workspace answers at once), then mixed. In each, the worker first drains a backlog of
 `events` events published before it starts, round-robin over the organizations (keyed by
 organization, as producers do); then, once the worker is quiet, a publisher paces `rate` events/s
@@ -296,7 +297,14 @@ def _complete(expected: tuple[int, int]) -> Callable[[dict[str, Any]], bool]:
 
 def _worker_env(sink: TenantSink, sizes: TenantSizes) -> dict[str, str]:
     schedule = ",".join(f"{delay:g}s" for delay in sizes.retry_schedule)
-    return {"HOOKLINE_RETRY_SCHEDULE": schedule, "HOOKLINE_SLACK_API_URL": sink.slack_api_url}
+    # Held back for longer (an open breaker, a paced or stuck endpoint), a delivery is
+    # dead-lettered: shortened as the schedule is, so that the run ends in minutes, not days.
+    return {
+        "HOOKLINE_RETRY_SCHEDULE": schedule,
+        "HOOKLINE_BREAKER_COOLDOWN": f"{sizes.breaker_cooldown:g}",
+        "HOOKLINE_DEFERRAL_MAX_AGE": f"{sizes.max_held:g}s",
+        "HOOKLINE_SLACK_API_URL": sink.slack_api_url,
+    }
 
 
 async def run_scenario(

@@ -117,15 +117,10 @@ def attempt_record(
     latency_ms: float,
     status: int | None,
     error: DeliveryError | None,
-    *,
-    deferred: bool = False,
 ) -> DeliveryAttempt:
-    """The record of one attempt at `notification`; `error` None means it was delivered, and
-    `deferred` that it was not tried (the error says why)."""
+    """The record of one attempt at `notification`; `error` None means it was delivered."""
     if error is None:
         outcome = DeliveryOutcome.DELIVERED
-    elif deferred:
-        outcome = DeliveryOutcome.DEFERRED
     else:
         outcome = DeliveryOutcome.RETRYABLE if error.retryable else DeliveryOutcome.PERMANENT
         status = error.status if error.status is not None else status

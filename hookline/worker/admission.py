@@ -16,6 +16,8 @@ from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
 from hookline.schemas.common import FailureScope
 
 Clock = Callable[[], float]
+_SLOW_SHARE = 8
+"""The part of its limit an endpoint keeps while its answers are slow."""
 Send = Callable[[Notification], Awaitable[DeliveryAttempt]]
 
 
@@ -103,6 +105,13 @@ class _Load:
 
 
 @dataclass
+class _Share(_Load):
+    """An organization's deliveries admitted (of the whole worker, or of one host)."""
+
+    key: str = ""
+
+
+@dataclass
 class _Lane(_Load):
     """An endpoint or a host: its breaker, its pacing (Retry-After) and its concurrency limit.
 
@@ -111,6 +120,8 @@ class _Lane(_Load):
 
     breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(5, 30.0))
     limit: int = 64
+    slow_after: float | None = None
+    """For an endpoint: an answer slower than this cuts its limit (see `room`)."""
     paced_until: float = 0.0
     waiting: deque[asyncio.Future[bool]] = field(default_factory=deque)
     check: asyncio.TimerHandle | None = None
@@ -119,8 +130,16 @@ class _Lane(_Load):
     def idle(self) -> bool:
         return self.in_use == 0 and not self.waiting
 
+    @property
+    def room(self) -> int:
+        """The limit in force. An endpoint whose last answer was slow gets an eighth of it: one
+        that hangs then holds few connections and events, and a fast answer restores it."""
+        if self.slow_after is not None and self.answer_seconds > self.slow_after:
+            return max(1, self.limit // _SLOW_SHARE)
+        return self.limit
+
     def take_free(self) -> bool:
-        if self.in_use >= self.limit or self.waiting:
+        if self.in_use >= self.room or self.waiting:
             return False
         self.begin()
         return True
@@ -188,8 +207,8 @@ class Ticket:
         "handed_off",
         "hold",
         "host",
+        "loads",
         "notification",
-        "org",
         "probes",
         "started",
     )  # fmt: skip
@@ -200,13 +219,14 @@ class Ticket:
         notification: Notification,
         endpoint: _Lane,
         host: _Lane | None,
-        org: _Load,
+        loads: tuple[_Share, ...],
     ) -> None:
         self._admission = admission
         self.notification = notification
         self.endpoint = endpoint
         self.host = host
-        self.org = org
+        self.loads = loads
+        """The organization's share of the worker, and of the host, that it counts against."""
         self.probes = tuple(
             lane for lane in (endpoint, host) if lane is not None and lane.breaker.take_probe()
         )
@@ -294,56 +314,84 @@ class Admission:
         self._wall = wall
         self._endpoints: OrderedDict[str, _Lane] = OrderedDict()
         self._hosts: OrderedDict[str, _Lane] = OrderedDict()
-        self._orgs: dict[str, _Load] = {}
+        self._orgs: dict[str, _Share] = {}
+        self._org_hosts: dict[str, _Share] = {}
+        """Deliveries admitted per organization, and per organization and host."""
         self._sending: dict[Ticket, None] = {}
         """Tickets being sent, oldest first (dicts keep insertion order)."""
 
     def decide(self, notification: Notification, destination: Destination) -> Verdict:
         """Admit (a ticket to send with), defer (how long, why, which scope) or refuse."""
-        org_id = notification.event.internal_id
-        org = self._orgs.get(org_id) or _Load(self._clock)
+        org = notification.event.internal_id
+        limits = self.limits
         endpoint = self._lane(
-            self._endpoints, destination.endpoint, self.limits.endpoint_concurrency
+            self._endpoints, destination.endpoint, limits.endpoint_concurrency, limits.slow_after
         )
         host = None
         if destination.host is not None:
-            host = self._lane(self._hosts, destination.host, self.limits.host_concurrency)
+            host = self._lane(self._hosts, destination.host, limits.host_concurrency)
+        share = self._orgs.get(org) or _Share(self._clock, key=org)
+        host_share = None
+        if destination.host is not None:
+            key = f"{org} {destination.host}"
+            host_share = self._org_hosts.get(key) or _Share(self._clock, key=key)
+        what_host = f"host {destination.host}"
         held = (
-            _closed(host, f"host {destination.host}", FailureScope.HOST)
+            _closed(host, what_host, FailureScope.HOST)
             or _closed(endpoint, "endpoint", FailureScope.ENDPOINT)
             or self._full(endpoint, "endpoint", FailureScope.ENDPOINT)
-            or (host and self._full(host, f"host {destination.host}", FailureScope.HOST))
-            or self._over_share(org, org_id)
+            or (host and self._full(host, what_host, FailureScope.HOST))
+            or (host and host_share and self._over_host_share(host_share, host, what_host))
+            or self._over_worker_share(share)
         )
         if held:
             return self._refused_if_too_long(notification, held)
-        self._orgs[org_id] = org
-        org.begin()
-        if host is not None:
-            host.begin()
-        return Admit(Ticket(self, notification, endpoint, host, org))
+        self._orgs[org] = share
+        share.begin()
+        loads: tuple[_Share, ...] = (share,)
+        if host_share is not None:
+            self._org_hosts[host_share.key] = host_share
+            host_share.begin()
+            loads = (share, host_share)
+        return Admit(Ticket(self, notification, endpoint, host, loads))
 
     async def send(self, ticket: Ticket, send: Send) -> DeliveryAttempt | Defer:
-        """Send through `send` once the endpoint has a slot; a Defer if it turned slow first.
-        The ticket ends either way."""
-        endpoint = ticket.endpoint
-        patience = self.limits.slow_after
+        """Send through `send` once the endpoint, then its host, have a slot for it; a Defer if
+        one turned slow first. The ticket ends either way."""
+        endpoint, host = ticket.endpoint, ticket.host
+        taken: list[_Lane] = []
         try:
-            if not endpoint.take_free() and (
-                endpoint.is_slow(patience) or not await endpoint.wait(patience)
+            for lane, what, scope in (
+                (endpoint, "endpoint", FailureScope.ENDPOINT),
+                (host, "host", FailureScope.HOST),
             ):
-                return self._saturated(endpoint, "endpoint", FailureScope.ENDPOINT)
+                if lane is None:
+                    continue
+                if not await self._slot(lane):
+                    return self._saturated(lane, what, scope)
+                taken.append(lane)
             ticket.started = started = self._clock()
             self._sending[ticket] = None
             try:
                 attempt = await send(ticket.notification)
             finally:
                 del self._sending[ticket]
-                endpoint.release(started)
+                for lane in taken:
+                    lane.release(started)
+                taken.clear()
             self._learn(ticket, attempt)
             return attempt
         finally:
+            for lane in taken:
+                lane.release(None)
             ticket.close()
+
+    async def _slot(self, lane: _Lane) -> bool:
+        """A slot of `lane`, in turn; False once the lane is slow (full and not answering)."""
+        patience = self.limits.slow_after
+        if lane.take_free():
+            return True
+        return not lane.is_slow(patience) and await lane.wait(patience)
 
     def slow(self, older_than: float) -> Iterator[Ticket]:
         """Tickets being sent for longer than `older_than` seconds, not yet handed off."""
@@ -367,12 +415,10 @@ class Admission:
 
     def ended(self, ticket: Ticket) -> None:
         """Give back a ticket's counts (`Ticket.close` calls it)."""
-        started = ticket.started
-        ticket.org.end(started)
-        if ticket.org.in_use == 0:
-            self._orgs.pop(ticket.notification.event.internal_id, None)
-        if ticket.host is not None:
-            ticket.host.end(started)
+        for load, shares in zip(ticket.loads, (self._orgs, self._org_hosts), strict=False):
+            load.end(ticket.started)
+            if load.in_use == 0:
+                shares.pop(load.key, None)
 
     def _learn(self, ticket: Ticket, attempt: DeliveryAttempt) -> None:
         """Feed the outcome to the scope it concerns; an answer of any kind proves the host up."""
@@ -393,7 +439,7 @@ class Admission:
 
     def _full(self, lane: _Lane, what: str, scope: FailureScope) -> Defer | None:
         """Held back if the lane is at its limit and slow to answer; merely busy, it may wait."""
-        if lane.in_use >= lane.limit and lane.is_slow(self.limits.slow_after):
+        if lane.in_use >= lane.room and lane.is_slow(self.limits.slow_after):
             return self._saturated(lane, what, scope)
         return None
 
@@ -402,15 +448,26 @@ class Admission:
         reason = f"{what} is saturated: {lane.in_use} in flight, none answered in {limit:g} s"
         return Defer(reason, 0.0, scope)
 
-    def _over_share(self, org: _Load, org_id: str) -> Defer | None:
-        active = len(self._orgs) + (org_id not in self._orgs)
-        share = max(self.limits.in_flight_share // active, self.limits.endpoint_concurrency)
-        if org.in_use < share or not org.is_slow(self.limits.slow_after):
+    def _over_worker_share(self, share: _Share) -> Defer | None:
+        """Held back if the organization has more than an equal part of the worker in flight
+        and none of it answers; while it answers, it may use what others leave."""
+        active = len(self._orgs) + (share.key not in self._orgs)
+        limit = max(self.limits.in_flight_share // active, self.limits.endpoint_concurrency)
+        if share.in_use < limit or not share.is_slow(self.limits.slow_after):
             return None
         reason = (
-            f"organization over its share of the worker: {org.in_use} deliveries in flight "
-            f"(share {share}), none answered in {self.limits.slow_after:g} s"
+            f"organization over its share of the worker: {share.in_use} deliveries in flight "
+            f"(share {limit}), none answered in {self.limits.slow_after:g} s"
         )
+        return Defer(reason, 0.0, None)
+
+    def _over_host_share(self, share: _Share, host: _Lane, what: str) -> Defer | None:
+        """Held back if the organization holds half of a host's slots and they do not answer:
+        one organization never takes a whole host from the others."""
+        limit = max(host.limit // 2, 1)
+        if share.in_use < limit or not share.is_slow(self.limits.slow_after):
+            return None
+        reason = f"organization over its share of the {what}: {share.in_use} deliveries in flight"
         return Defer(reason, 0.0, None)
 
     def _refused_if_too_long(self, notification: Notification, held: Defer) -> Defer | Refuse:
@@ -420,13 +477,21 @@ class Admission:
         hours = (self._wall() - since) / 3600
         return Refuse(f"held back for {hours:.1f} h, longer than allowed; last: {held.reason}")
 
-    def _lane(self, lanes: OrderedDict[str, _Lane], key: str, limit: int) -> _Lane:
+    def _lane(
+        self,
+        lanes: OrderedDict[str, _Lane],
+        key: str,
+        limit: int,
+        slow_after: float | None = None,
+    ) -> _Lane:
         lane = lanes.get(key)
         if lane is None:
             breaker = CircuitBreaker(
                 self.limits.breaker_threshold, self.limits.breaker_cooldown, self._clock
             )
-            lane = lanes[key] = _Lane(self._clock, breaker=breaker, limit=limit)
+            lane = lanes[key] = _Lane(
+                self._clock, breaker=breaker, limit=limit, slow_after=slow_after
+            )
             _evict_idle(lanes, self.limits.max_lanes)
         lanes.move_to_end(key)
         return lane

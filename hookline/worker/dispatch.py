@@ -116,9 +116,14 @@ class Dispatcher:
         that its event's offset no longer waits for it; returns how many were handed off."""
         handed = 0
         for ticket in list(self.admission.slow(older_than)):
-            if ticket.hold is None or not await self.router.hand_off(ticket.notification):
+            if ticket.hold is None:
                 continue
+            # Marked first: a send that ends during the hand-over must not schedule a second
+            # retry. hand_off says no (schedule spent, record too large) before it ever waits.
             ticket.handed_off = True
+            if not await self.router.hand_off(ticket.notification):
+                ticket.handed_off = False
+                continue
             ticket.hold.settle()
             handed += 1
         return handed

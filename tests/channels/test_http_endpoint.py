@@ -447,3 +447,18 @@ async def test_private_destinations_are_refused_unless_allowed(
     assert attempt.error is not None and attempt.error.startswith(expected)
     assert "a loopback address; set HOOKLINE_ALLOW_PRIVATE_DESTINATIONS=true" in attempt.error
     assert receiver.requests == []
+
+
+async def test_each_webhook_url_is_its_own_endpoint_and_its_host_is_shared(
+    channel: HttpEndpointChannel, channel_config: dict[str, Any]
+) -> None:
+    one = notification_for(with_configs(channel_config, url="https://h.example/a?token=s3cret"))
+    path = notification_for(with_configs(channel_config, url="https://h.example/b"))
+    other_webhook = notification_for(with_configs(channel_config, url="https://h.example/a"))
+    other_webhook = other_webhook._replace(webhook_id="wh_Other12345")
+
+    destinations = [channel.destination(n) for n in (one, path, other_webhook)]
+
+    assert len({d.endpoint for d in destinations}) == 3
+    assert {d.host for d in destinations} == {"h.example:443"}
+    assert all("s3cret" not in d.endpoint for d in destinations)

@@ -12,6 +12,7 @@ from hookline.channels.catalog import ChannelContext, open_context
 from hookline.channels.slack_message import SlackMessageChannel
 from hookline.demo.peers.slack_api import SlackStandIn
 from hookline.schemas import DeliveryOutcome, Notification
+from hookline.schemas.common import FailureScope
 from hookline.settings import Settings, SlackSettings
 from tests.channels.contract import ChannelContract, notification_for
 from tests.conftest import make_event
@@ -236,6 +237,7 @@ async def test_webhook_refusals_are_classified(
     assert (attempt.status, attempt.retry_after) == (status, retry_after)
     assert attempt.error is not None and shown in attempt.error
     assert "html" not in attempt.error
+    assert attempt.scope is FailureScope.ENDPOINT  # the workspace's own answer
 
 
 async def test_removed_webhook_is_permanent(
@@ -308,3 +310,22 @@ async def test_no_secret_reaches_logs_or_errors(
     secrets = [slack_standin.bot_token, "xoxb-wrong-1", slack_standin.hook_path.rsplit("/", 1)[1]]
     for text in [caplog.text, *(attempt.error or "" for attempt in attempts)]:
         assert not any(secret in text for secret in secrets), text
+
+
+async def test_each_workspace_credential_is_its_own_endpoint_on_the_shared_host(
+    channel: SlackMessageChannel, slack_standin: SlackStandIn
+) -> None:
+    hook = notification_for(webhook_config(slack_standin))
+    other_hook = notification_for(
+        webhook_config(slack_standin, webhook_url=slack_standin.webhook_url + "other")
+    )
+    bot = notification_for(bot_config(slack_standin))
+    other_bot = notification_for(bot_config(slack_standin, bot_token="xoxb-another-workspace"))
+
+    destinations = [channel.destination(n) for n in (hook, other_hook, bot, other_bot)]
+
+    assert len({d.endpoint for d in destinations}) == 4
+    assert destinations[2].host == destinations[3].host  # the Web API, shared
+    for destination in destinations:
+        assert slack_standin.bot_token not in destination.endpoint
+        assert slack_standin.hook_path not in destination.endpoint

@@ -23,6 +23,7 @@ from hookline.channels.templates import TemplateRenderer
 from hookline.demo.peers.smtp_server import SmtpReceiver
 from hookline.registry import ReachedRecipients, RegistryKeys
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
+from hookline.schemas.common import FailureScope
 from hookline.settings import Settings, SmtpSettings
 from tests.channels.contract import ChannelContract, notification_for
 
@@ -221,6 +222,7 @@ async def test_wrong_password_is_permanent_and_never_logged(
 
     assert_failed(attempt, DeliveryOutcome.PERMANENT, 535)
     assert "login" in (attempt.error or "")
+    assert attempt.scope is FailureScope.HOST  # the relay's login: every webhook's email
     assert auth_server.messages == []
     assert caplog.records, "expected the client and server to log at DEBUG"
     for secret in (wrong, base64.b64encode(wrong.encode()).decode()):
@@ -267,6 +269,7 @@ async def test_a_partly_refused_message_fails_and_names_the_recipients(
     attempt = await channel.send(notification)
 
     assert_failed(attempt, outcome, code)
+    assert attempt.scope is FailureScope.ENDPOINT  # this webhook's recipients
     assert f"gone@example.com: {code} no such user" in (attempt.error or "")
     assert "accepted ops@example.com" in (attempt.error or "")
     [mail] = smtp_server.messages

@@ -15,6 +15,7 @@ from hookline.channels.twilio_sms import MAX_BODY, TwilioSmsChannel
 from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.registry import ReachedRecipients, RegistryKeys, connect_redis
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome
+from hookline.schemas.common import FailureScope
 from hookline.settings import Settings, TwilioSettings
 from tests.channels.contract import ChannelContract, notification_for
 
@@ -213,8 +214,13 @@ async def test_a_ledger_that_cannot_be_read_holds_the_delivery_back_for_a_retry(
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "retryable"),
-    [(429, 20429, True), (500, 20500, True), (503, 20503, True), (400, 21614, False)],
+    ("status", "code", "retryable", "scope"),
+    [
+        (429, 20429, True, FailureScope.HOST),  # the account's rate limit: every webhook's
+        (500, 20500, True, FailureScope.HOST),
+        (503, 20503, True, FailureScope.HOST),
+        (400, 21614, False, FailureScope.ENDPOINT),  # this webhook's number
+    ],
 )
 async def test_twilio_errors_are_classified(
     channel: TwilioSmsChannel,
@@ -222,6 +228,7 @@ async def test_twilio_errors_are_classified(
     status: int,
     code: int,
     retryable: bool,
+    scope: FailureScope,
 ) -> None:
     twilio_standin.fail_next(status, code, f"refused with {code}")
     attempt = await send(channel)
@@ -229,6 +236,7 @@ async def test_twilio_errors_are_classified(
     assert attempt.outcome is expected
     assert attempt.status == status
     assert attempt.error is not None and f"error {code}: refused with {code}" in attempt.error
+    assert attempt.scope is scope
     assert twilio_standin.messages == []
 
 

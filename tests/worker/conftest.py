@@ -120,10 +120,8 @@ async def eventually(check: Callable[[], Any], within: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def read_messages(
-    settings: Settings, topic: str, count: int, within: float = 20.0
-) -> list[ConsumerRecord]:
-    """The first `count` messages of a topic, from every partition."""
+async def _reader(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """A started consumer of a group of its own, from the start of every partition of `topic`."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -132,6 +130,14 @@ async def read_messages(
         enable_auto_commit=False,
     )
     await consumer.start()
+    return consumer
+
+
+async def read_messages(
+    settings: Settings, topic: str, count: int, within: float = 20.0
+) -> list[ConsumerRecord]:
+    """The first `count` messages of a topic, from every partition."""
+    consumer = await _reader(settings, topic)
     messages: list[ConsumerRecord] = []
     try:
         async with asyncio.timeout(within):
@@ -145,14 +151,7 @@ async def read_messages(
 
 async def read_available(settings: Settings, topic: str, quiet: float = 1.0) -> list[Any]:
     """Every JSON record of a topic so far: read until none came for `quiet` seconds."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await _reader(settings, topic)
     records: list[Any] = []
     try:
         while batch := await consumer.getmany(timeout_ms=int(quiet * 1000)):

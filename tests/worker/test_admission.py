@@ -139,6 +139,22 @@ class Peer:
         return attempt_record(notification, 1.0, status, self._failure)
 
 
+class CountingPeer(Peer):
+    """A Peer that notes how many sends it had at once."""
+
+    def __init__(self, *, answer_after: float) -> None:
+        super().__init__(answer_after=answer_after)
+        self.at_once = self.most_at_once = 0
+
+    async def __call__(self, notification: Notification) -> DeliveryAttempt:
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            return await super().__call__(notification)
+        finally:
+            self.at_once -= 1
+
+
 def answering(status: int, scope: FailureScope = FailureScope.ENDPOINT) -> Peer:
     return Peer(failure=DeliveryError(f"HTTP {status}", retryable=True, status=status, scope=scope))
 
@@ -386,3 +402,51 @@ async def test_slow_lists_the_deliveries_sending_for_longer_than_asked() -> None
         peer.release.set()
     await asyncio.gather(holder, young)
     assert list(gate.slow(0.0)) == []
+
+
+async def test_deliveries_over_a_host_limit_wait_for_a_slot_there_not_in_the_http_client() -> None:
+    gate = admission(endpoint_concurrency=1, host_concurrency=2, slow_after=0.3)
+    on_host = [Destination(f"webhook:wh_{n}:0:k", HOST) for n in range(3)]
+    peer = CountingPeer(answer_after=0.05)
+
+    attempts = await asyncio.gather(*(attempt_to(gate, d, peer) for d in on_host))
+
+    assert all(sent(attempt).delivered for attempt in attempts)
+    assert peer.most_at_once == 2
+
+
+async def test_an_organization_stuck_on_half_a_host_holds_back_no_other_there() -> None:
+    gate = admission(endpoint_concurrency=1, host_concurrency=4, slow_after=0.1)
+    stuck, other = new_organization_id(), new_organization_id()
+    hung = [
+        await holding_the_slot(gate, Destination(f"webhook:stuck:{n}", HOST), stuck)
+        for n in range(2)
+    ]
+    await asyncio.sleep(0.15)
+
+    held = deferred(gate.decide(notification(stuck), Destination("webhook:stuck:9", HOST)))
+    fine = Peer()
+
+    assert held.scope is None and f"share of the host {HOST}" in held.reason
+    assert sent(await attempt_to(gate, Destination("webhook:other:0", HOST), fine, other))
+    assert fine.calls == 1
+    for peer, _ in hung:
+        peer.release.set()
+    await asyncio.gather(*(task for _, task in hung))
+
+
+async def test_an_endpoint_that_answered_slowly_keeps_an_eighth_of_its_limit() -> None:
+    gate = admission(endpoint_concurrency=8, host_concurrency=16, slow_after=0.05)
+    await attempt_to(gate, ENDPOINT, Peer(answer_after=0.1))  # slower than slow_after
+    hung, holder = await holding_the_slot(gate)
+    waiting = Peer()
+
+    second = deferred(await attempt_to(gate, ENDPOINT, waiting))
+
+    assert "saturated" in second.reason and waiting.calls == 0  # its one slot is taken
+    hung.release.set()
+    assert sent(await holder).delivered
+    # Prompt answers give it back its whole limit.
+    peer = CountingPeer(answer_after=0.02)
+    await asyncio.gather(*(attempt_to(gate, ENDPOINT, peer) for _ in range(8)))
+    assert peer.most_at_once == 8
