@@ -98,10 +98,11 @@ class _Load:
             self.answer_seconds = self.progress_at - started
 
     def is_slow(self, limit: float) -> bool:
-        """Busy, and nothing ended for `limit` seconds, or the last answer took longer."""
-        if self.in_use == 0:
-            return False
-        return self.clock() - self.progress_at > limit or self.answer_seconds > limit
+        """Busy, and nothing ended for `limit` seconds.
+
+        Not the last answer's time: an organization or a host answers for many endpoints, and
+        one that hangs must not make the others' prompt answers count as slow."""
+        return self.in_use > 0 and self.clock() - self.progress_at > limit
 
 
 @dataclass
@@ -129,6 +130,13 @@ class _Lane(_Load):
     @property
     def idle(self) -> bool:
         return self.in_use == 0 and not self.waiting
+
+    def is_slow(self, limit: float) -> bool:
+        """Busy, and nothing ended for `limit` seconds, or (an endpoint) its last answer took
+        longer."""
+        if self.slow_after is not None and self.in_use > 0 and self.answer_seconds > limit:
+            return True
+        return super().is_slow(limit)
 
     @property
     def room(self) -> int:

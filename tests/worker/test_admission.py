@@ -450,3 +450,20 @@ async def test_an_endpoint_that_answered_slowly_keeps_an_eighth_of_its_limit() -
     peer = CountingPeer(answer_after=0.02)
     await asyncio.gather(*(attempt_to(gate, ENDPOINT, peer) for _ in range(8)))
     assert peer.most_at_once == 8
+
+
+async def test_one_slow_answer_does_not_make_an_organization_that_answers_count_as_stuck() -> None:
+    gate = admission(endpoint_concurrency=1, host_concurrency=100, in_flight_share=2)
+    org = new_organization_id()
+    # The organization's last answer took longer than slow_after (an endpoint that hangs).
+    await attempt_to(gate, Destination("webhook:slow:0", "s0:443"), Peer(answer_after=0.15), org)
+    holders = [
+        await holding_the_slot(gate, Destination(f"webhook:busy:{n}", f"b{n}:443"), org)
+        for n in range(2)
+    ]
+
+    admitted(gate.decide(notification(org), Destination("webhook:fine:0", "f0:443"))).close()
+
+    for peer, _ in holders:
+        peer.release.set()
+    await asyncio.gather(*(task for _, task in holders))
