@@ -84,7 +84,7 @@ QUICK = {
     "tenant_rate": 50,
     "tenant_seconds": 0.5,
     "tenant_warm_up": 0.2,
-    "tenant_retry_base": 0.1,
+    "tenant_retry_base": 0.03,
     "tenant_timeout": 1.0,
 }
 
