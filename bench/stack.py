@@ -44,6 +44,25 @@ def _python_env(tree: Path = REPO) -> dict[str, str]:
     return env
 
 
+async def spawn_peers(
+    module: str, *arguments: str
+) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+    """Spawn `python -m module`, and the JSON line in which it announces where it listens."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *arguments,
+        cwd=REPO,
+        env=_python_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    announced: dict[str, Any] = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+    return process, announced
+
+
 @dataclass
 class Sink:
     """The sink process (see bench.sink) and a client for its control endpoints."""
@@ -56,18 +75,7 @@ class Sink:
     @classmethod
     async def start(cls) -> Sink:
         """Spawn `python -m bench.sink` and wait until it announces its ports."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.sink",
-            cwd=REPO,
-            env=_python_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
-        ports = json.loads(line)
+        process, ports = await spawn_peers("bench.sink")
         return cls(process, ports["port"], ports["dead_port"], aiohttp.ClientSession())
 
     def url(self, path: str = "/hook") -> str:

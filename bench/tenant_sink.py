@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 
 from bench.sink import _header, _json, _percentile
-from bench.stack import REPO, _python_env
+from bench.stack import spawn_peers
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
@@ -268,18 +268,7 @@ class TenantSink:
     async def start(cls, hosts: int, limited: list[str]) -> TenantSink:
         """Spawn `python -m bench.tenant_sink` and wait until it announces its ports."""
         arguments = ["--hosts", str(hosts), *(f"--limited={token}" for token in limited)]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.tenant_sink",
-            *arguments,
-            cwd=REPO,
-            env=_python_env(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert process.stdout is not None
-        announced = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        process, announced = await spawn_peers("bench.tenant_sink", *arguments)
         hosts_at = [(address, int(port)) for address, port in announced["hosts"]]
         return cls(
             process,
