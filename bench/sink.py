@@ -101,6 +101,21 @@ def _header(lowered_head: bytes, name: bytes) -> bytes | None:
     return lowered_head[start : end if end >= 0 else None].strip()
 
 
+def take_request(buffer: bytearray) -> tuple[bytes, bytes] | None:
+    """The first whole request in `buffer` (its head lowered, and its body), taken out of it;
+    None while it is not all there."""
+    end = buffer.find(_HEAD_END)
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    total = end + 4 + int(_header(head, b"content-length") or 0)
+    if len(buffer) < total:
+        return None
+    body = bytes(buffer[end + 4 : total])
+    del buffer[:total]
+    return head, body
+
+
 class SinkProtocol(asyncio.Protocol):
     """One keep-alive connection: parse each request, answer 200 at once."""
 
@@ -120,18 +135,10 @@ class SinkProtocol(asyncio.Protocol):
             pass
 
     def _next_request(self, at: float) -> bool:
-        buffer = self._buffer
-        end = buffer.find(_HEAD_END)
-        if end < 0:
+        request = take_request(self._buffer)
+        if request is None:
             return False
-        head = bytes(buffer[:end]).lower()
-        length = int(_header(head, b"content-length") or 0)
-        total = end + 4 + length
-        if len(buffer) < total:
-            return False
-        body = bytes(buffer[end + 4 : total])
-        del buffer[:total]
-        self._answer(head, body, at)
+        self._answer(*request, at)
         return True
 
     def _answer(self, head: bytes, body: bytes, at: float) -> None:

@@ -33,14 +33,13 @@ from typing import Any
 
 import aiohttp
 
-from bench.sink import _header, _json, _percentile
+from bench.sink import _header, _json, _percentile, take_request
 from bench.stack import spawn_peers
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
 _SLACK_OK = b'{"ok":true,"channel":"C0BENCH","ts":"1.000001","message":{}}'
 _SLACK_LIMITED = b'{"ok":false,"error":"ratelimited"}'
-_HEAD_END = b"\r\n\r\n"
 _SENT = b"sent@"
 _SLACK_DELIVERY = b"delivery `"
 FIRST_HOST = 2
@@ -201,17 +200,10 @@ class RequestProtocol(asyncio.Protocol):
             pass
 
     def _next_request(self, at: float) -> bool:
-        buffer = self._buffer
-        end = buffer.find(_HEAD_END)
-        if end < 0:
+        request = take_request(self._buffer)
+        if request is None:
             return False
-        head = bytes(buffer[:end]).lower()
-        total = end + 4 + int(_header(head, b"content-length") or 0)
-        if len(buffer) < total:
-            return False
-        body = bytes(buffer[end + 4 : total])
-        del buffer[:total]
-        answer = self._handler(head, body, at)
+        answer = self._handler(*request, at)
         if answer is None:
             self._silent = True  # hangs: the client's timeout ends the connection
         elif self._transport is not None:
