@@ -28,6 +28,7 @@ if __package__ in (None, ""):  # run as `python bench/run.py`: make `bench` impo
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from bench.report import Row, machine_lines, table
@@ -35,6 +36,7 @@ from bench.sections import SECTIONS, Bench, Options, new_run_id
 from bench.stack import Kafka, Sink
 from bench.tenant_topology import TenantSizes
 from hookline.registry import connect_redis
+from hookline.registry.encryption import RecordCipher
 from hookline.settings import Settings
 
 _KAFKA_VARIABLE = "HOOKLINE_KAFKA_BOOTSTRAP_SERVERS"
@@ -227,6 +229,8 @@ def _settings() -> Settings:
     return Settings(
         kafka_bootstrap_servers=os.environ.get(_KAFKA_VARIABLE, "127.0.0.1:9092"),
         redis_url=os.environ.get(_REDIS_VARIABLE, "redis://127.0.0.1:6379/0"),
+        # The run's webhooks live under its own prefix, deleted at the end: a key of its own.
+        secret_keys=SecretStr(RecordCipher.generate_key()),
     )
 
 

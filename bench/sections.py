@@ -38,6 +38,7 @@ from bench.stack import (
 from bench.tenant_topology import TenantSizes
 from bench.tenants import tenants
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore
+from hookline.registry.encryption import record_cipher
 from hookline.schemas import WebhookEventType, new_organization_id, notifications_for
 from hookline.settings import Settings
 from hookline.worker.admission import Admit
@@ -161,7 +162,7 @@ class Bench:
     @property
     def store(self) -> WebhookStore:
         """The registry, as the API writes it."""
-        return WebhookStore(self.redis, RegistryKeys(self.prefix))
+        return WebhookStore(self.redis, RegistryKeys(self.prefix), record_cipher(self.settings))
 
     def add(self, *rows: Row) -> None:
         """Record rows and echo them, so a long run shows progress."""
@@ -169,12 +170,18 @@ class Bench:
         for row in rows:
             print(f"  {row.section:<11} {row.measure:<44} {row.value:>14}", flush=True)
 
+    def _secret_keys(self) -> str:
+        keys = self.settings.secret_keys
+        assert keys is not None, "bench.run gives every run a key"
+        return keys.get_secret_value()
+
     def worker_env(self, name: str) -> dict[str, str]:
         """HOOKLINE_* variables of a worker of its own: topic, group, retry tiers, DLQ, port."""
         base = f"{self.prefix}-{name}"
         return {
             "HOOKLINE_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
             "HOOKLINE_REDIS_URL": self.settings.redis_url,
+            "HOOKLINE_SECRET_KEYS": self._secret_keys(),
             "HOOKLINE_REDIS_KEY_PREFIX": self.prefix,
             "HOOKLINE_TOPICS": base,
             "HOOKLINE_CONSUMER_GROUP": f"{base}-group",

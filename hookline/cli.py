@@ -1,4 +1,5 @@
-"""The `hookline` command: worker, api, keys, events and demo; each calls the part that owns it."""
+"""The `hookline` command: worker, api, keys, secrets, events and demo; each calls the part that
+owns it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pydantic import ValidationError
 
 from hookline.errors import HooklineError
 from hookline.logs import configure_logging
-from hookline.registry import ApiKeyStore, RegistryKeys, connect_redis
+from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore, connect_redis
+from hookline.registry.encryption import RecordCipher, record_cipher
 from hookline.schemas import EventEnvelope, WebhookEventType, new_event_id, new_organization_id
 from hookline.settings import Settings, load_settings
 
@@ -124,6 +126,21 @@ async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
     print("revoked")
 
 
+async def _secrets_generate_key(settings: Settings, args: argparse.Namespace) -> None:
+    print(RecordCipher.generate_key())
+
+
+async def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    cipher = record_cipher(settings)
+    redis = connect_redis(settings)
+    try:
+        store = WebhookStore(redis, RegistryKeys(settings.redis_key_prefix), cipher)
+        rewritten = await store.reencrypt_all()
+    finally:
+        await redis.aclose()
+    print(f"re-encrypted {rewritten} webhooks with the first key of HOOKLINE_SECRET_KEYS")
+
+
 async def _events_send(settings: Settings, args: argparse.Namespace) -> None:
     event = _event_from_args(args)
     producer = AIOKafkaProducer(
@@ -191,6 +208,17 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="make a key unusable")
     revoke.add_argument("key")
     revoke.set_defaults(run=_keys_revoke)
+
+    secrets = commands.add_parser("secrets", help="the keys that encrypt webhooks in Redis")
+    secret_commands = secrets.add_subparsers(dest="secrets_command", required=True)
+    secret_commands.add_parser(
+        "generate-key", help="print a new key for HOOKLINE_SECRET_KEYS"
+    ).set_defaults(run=_secrets_generate_key)
+    secret_commands.add_parser(
+        "rotate",
+        help="re-encrypt every stored webhook with the first key of HOOKLINE_SECRET_KEYS "
+        "(after putting a new key first; then the old keys can be dropped)",
+    ).set_defaults(run=_secrets_rotate)
 
     events = commands.add_parser("events", help="publish events")
     event_commands = events.add_subparsers(dest="events_command", required=True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 CONTEXT_FIELDS = ("event_id", "webhook_id", "delivery_id", "channel", "attempt", "outcome")
+ACCESS_LOGGER = "uvicorn.access"
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,10 +30,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+def without_query_strings(record: logging.LogRecord) -> bool:
+    """Cut the query string off the paths in the API's access log: a URL may carry a token."""
+    if record.name == ACCESS_LOGGER and isinstance(record.args, tuple):
+        record.args = tuple(_path_only(arg) for arg in record.args)
+    return True
+
+
+def _path_only(arg: object) -> object:
+    return arg.split("?", 1)[0] if isinstance(arg, str) and arg.startswith("/") else arg
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send every log record to `stream` (stderr by default) as JSON."""
+    """Send every log record to `stream` (stderr by default) as JSON, access lines without
+    their query strings."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(without_query_strings)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=0, le=65535)
     allow_private_destinations: bool = False
     cache_ttl: float = Field(60.0, gt=0)
+    secret_keys: SecretStr | None = None
+    """Fernet keys, comma-separated, that encrypt webhooks in Redis: the first encrypts, every
+    one decrypts (put a new key first to rotate). The API and the worker refuse to start without."""
 
     slack: SlackSettings = Field(default_factory=SlackSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)

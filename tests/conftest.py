@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from hookline.registry import connect_redis
+from hookline.registry.encryption import RecordCipher, record_cipher
 from hookline.schemas import EventEnvelope, new_event_id, new_organization_id
 from hookline.settings import Settings
 from hookline.worker.failures import RetryTiers
@@ -52,13 +54,21 @@ def key_prefix() -> str:
 
 @pytest.fixture
 def settings(key_prefix: str) -> Settings:
-    """Settings for the local services, isolated by key prefix; private destinations allowed."""
+    """Settings for the local services, isolated by key prefix; private destinations allowed;
+    a secret key of the test's own."""
     return Settings(
         kafka_bootstrap_servers=KAFKA_BOOTSTRAP,
         redis_url=REDIS_URL,
         redis_key_prefix=key_prefix,
         allow_private_destinations=True,
+        secret_keys=SecretStr(RecordCipher.generate_key()),
     )
+
+
+@pytest.fixture
+def cipher(settings: Settings) -> RecordCipher:
+    """What encrypts the test's webhooks in Redis, as the API and the worker make it."""
+    return record_cipher(settings)
 
 
 @pytest.fixture

@@ -45,8 +45,9 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
         HOOKLINE_REDIS_URL=settings.redis_url,
         HOOKLINE_REDIS_KEY_PREFIX=settings.redis_key_prefix,
         HOOKLINE_TOPICS=",".join(settings.topics),
-        **extra,
+        HOOKLINE_SECRET_KEYS=_secret_keys(settings),
     )
+    env.update(extra)
     return env
 
 
@@ -217,6 +218,11 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _secret_keys(settings: Settings) -> str:
+    assert settings.secret_keys is not None, "the settings fixture gives every test a key"
+    return settings.secret_keys.get_secret_value()
 
 
 class _process:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from hookline.registry.encryption import RecordCipher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,14 +28,28 @@ def _compose_command() -> list[str]:
     pytest.skip("no docker compose client installed (scripts/test installs one)")
 
 
-def test_compose_file_is_valid() -> None:
-    result = subprocess.run(
+def _compose_config(secret_keys: str | None) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if name != "HOOKLINE_SECRET_KEYS"}
+    if secret_keys is not None:
+        env["HOOKLINE_SECRET_KEYS"] = secret_keys
+    return subprocess.run(
         [*_compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env=env,
     )
+
+
+def test_compose_file_is_valid() -> None:
+    result = _compose_config(RecordCipher.generate_key())
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_needs_the_secret_key_from_the_shell() -> None:
+    result = _compose_config(None)
+    assert result.returncode != 0
+    assert "set HOOKLINE_SECRET_KEYS" in result.stderr
 
 
 def test_compose_runs_the_api_and_the_worker_beside_kafka_and_redis() -> None:

@@ -12,6 +12,7 @@ from hookline.api.body_limit import BodySizeLimit
 from hookline.api.errors import install_error_handlers
 from hookline.api.routes import deliveries, health, webhooks
 from hookline.api.services import ApiServices, open_services
+from hookline.registry.encryption import record_cipher
 from hookline.settings import Settings
 
 DESCRIPTION = (
@@ -22,11 +23,14 @@ DESCRIPTION = (
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The API for `settings`; Redis and the channels are opened when the app starts."""
+    """The API for `settings`; Redis and the channels are opened when the app starts.
+
+    Raises ConfigurationError at once if HOOKLINE_SECRET_KEYS is missing or invalid."""
+    cipher = record_cipher(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiServices]]:
-        async with open_services(settings) as services:
+        async with open_services(settings, cipher) as services:
             yield {"services": services}
 
     app = FastAPI(

@@ -1,10 +1,16 @@
-"""How hookline's errors and an unreachable Redis answer over HTTP."""
+"""How hookline's errors, invalid requests and an unreachable Redis answer over HTTP.
+
+No answer echoes what the request sent: FastAPI's own 422 quotes each invalid value (`input`),
+and a body sent with the wrong Content-Type is one such value, secrets and all.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,6 +35,29 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return _error(status.HTTP_409_CONFLICT, str(exc))
 
 
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    unparsable = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if unparsable is not None:
+        return _error(status.HTTP_400_BAD_REQUEST, _json_problem(unparsable))
+    return JSONResponse(
+        {"detail": [_without_input(error) for error in errors]},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _without_input(error: Any) -> dict[str, Any]:
+    # `ctx` goes too: some errors (a pattern, a literal) put parts of the input there.
+    return {"type": error.get("type"), "loc": list(error.get("loc", ())), "msg": error.get("msg")}
+
+
+def _json_problem(error: Any) -> str:
+    loc, reason = error.get("loc", ()), (error.get("ctx") or {}).get("error")
+    where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+    return f"the request body is not valid JSON{where}" + (f": {reason}" if reason else "")
+
+
 async def _registry_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("Redis unavailable during %s %s: %r", request.method, request.url.path, exc)
     return _error(
@@ -39,7 +68,9 @@ async def _registry_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map WebhookNotFoundError to 404, ConcurrentUpdateError to 409, Redis outages to 503."""
+    """Map invalid requests to 422 (a body that is not JSON to 400), WebhookNotFoundError to 404,
+    ConcurrentUpdateError to 409, Redis outages to 503."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(WebhookNotFoundError, _not_found)
     app.add_exception_handler(ConcurrentUpdateError, _conflict)
     app.add_exception_handler(RedisConnectionError, _registry_unavailable)

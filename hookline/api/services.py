@@ -19,6 +19,7 @@ from hookline.registry import (
     WebhookStore,
     connect_redis,
 )
+from hookline.registry.encryption import RecordCipher
 from hookline.settings import Settings
 
 
@@ -37,22 +38,24 @@ class ApiServices:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
+async def open_services(settings: Settings, cipher: RecordCipher) -> AsyncIterator[ApiServices]:
     """Connect to Redis and open the channels; everything is closed on exit."""
     redis = connect_redis(settings)
     try:
         catalog = await ChannelCatalog.open(settings)
         try:
-            yield _services(redis, catalog, RegistryKeys(settings.redis_key_prefix))
+            yield _services(redis, catalog, RegistryKeys(settings.redis_key_prefix), cipher)
         finally:
             await catalog.aclose()
     finally:
         await redis.aclose()
 
 
-def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiServices:
+def _services(
+    redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys, cipher: RecordCipher
+) -> ApiServices:
     secrets = ChannelSecrets(catalog)
-    webhooks = WebhookStore(redis, keys)
+    webhooks = WebhookStore(redis, keys, cipher)
     deliveries = DeliveryLog(redis, keys)
     return ApiServices(
         redis=redis,

@@ -17,7 +17,11 @@ from hookline.schemas.deliveries import DeliveryAttempt, DeliveryOutcome, Notifi
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_LENGTH = 1024
-"""Longest error message kept in a record (the peer's body is cut to fit)."""
+"""Longest error message kept in a record."""
+EXCERPT_LENGTH = 200
+"""Characters of a peer's answer (a response body, a server's reply) an error message quotes."""
+EXCERPT_READ = 4 * EXCERPT_LENGTH
+"""Bytes of a body read for its excerpt: EXCERPT_LENGTH characters of UTF-8 at most take that."""
 
 
 ConfigsT = TypeVar("ConfigsT", bound=BaseModel)
@@ -33,6 +37,16 @@ class Destination(NamedTuple):
 
     endpoint: str
     host: str | None = None
+
+
+def excerpt(text: str, size: int | None = None, *, at_least: bool = False) -> str:
+    """What an error message quotes of a peer's answer: `text` if it is short, else its start, an
+    ellipsis and the whole answer's size in bytes (`size`, where `text` is only the start of it;
+    `at_least` where only that much is known)."""
+    whole = len(text.encode()) if size is None else size
+    if len(text) <= EXCERPT_LENGTH and not at_least and whole <= len(text.encode()):
+        return text.strip()
+    return f"{text[:EXCERPT_LENGTH].strip()}… ({'over ' if at_least else ''}{whole} bytes)"
 
 
 def own_endpoint(notification: Notification) -> str:

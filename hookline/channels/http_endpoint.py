@@ -21,7 +21,13 @@ from pydantic import SecretStr
 from yarl import URL
 
 from hookline import __version__
-from hookline.channels.base import DeliveryChannel, Destination, configs_of
+from hookline.channels.base import (
+    EXCERPT_READ,
+    DeliveryChannel,
+    Destination,
+    configs_of,
+    excerpt,
+)
 from hookline.channels.catalog import ChannelContext
 from hookline.deadlines import Deadlines
 from hookline.errors import DeliveryError
@@ -31,8 +37,6 @@ from hookline.schemas.common import FailureScope
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_SNIPPET = 1024
-"""Bytes of an endpoint's failure response kept in the error message."""
 MAX_RETRY_AFTER = 24 * 3600.0
 """Longest wait an endpoint may ask for with `Retry-After`; a longer one is cut to this."""
 _RETRYABLE_STATUSES = frozenset({408, 429})
@@ -250,14 +254,20 @@ async def _accepted(response: aiohttp.ClientResponse) -> int:
 
 
 async def _snippet(response: aiohttp.ClientResponse) -> str:
-    """At most MAX_BODY_SNIPPET bytes of the body: enough to explain, never a huge message."""
+    """An excerpt of the body, read no further than it needs: enough to explain, never the
+    whole body (it may be huge, or echo what was sent)."""
     data = bytearray()
-    while len(data) < MAX_BODY_SNIPPET:
-        chunk = await response.content.read(MAX_BODY_SNIPPET - len(data))
+    while len(data) < EXCERPT_READ:
+        chunk = await response.content.read(EXCERPT_READ - len(data))
         if not chunk:
             break
         data += chunk
-    return data.decode("utf-8", errors="replace").strip() or "(empty)"
+    text = data.decode("utf-8", errors="replace")
+    if not text.strip():
+        return "(empty)"
+    if response.content_length is not None:
+        return excerpt(text, response.content_length)
+    return excerpt(text, len(data), at_least=not response.content.at_eof())
 
 
 _HOST_FAILURES = (

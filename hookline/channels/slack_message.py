@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
-from hookline.channels.base import DeliveryChannel, Destination, configs_of
+from hookline.channels.base import EXCERPT_READ, DeliveryChannel, Destination, configs_of, excerpt
 from hookline.channels.http_endpoint import retry_after_seconds
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SlackConfigs
@@ -29,7 +29,6 @@ TIMEOUT = 15.0
 MAX_FIELDS = 10
 """Scalar fields of the event's data shown in the default message (Slack allows 10 per section)."""
 _FIELD_VALUE_LENGTH = 200
-_BODY_EXCERPT = 1024
 _ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]{1,80}$")
 _RETRYABLE_CODES = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
@@ -117,7 +116,7 @@ class SlackMessageChannel(DeliveryChannel):
         async with session.post(url, json=message, allow_redirects=False) as response:
             if 200 <= response.status < 300:
                 return response.status
-            body = (await response.content.read(_BODY_EXCERPT)).decode(errors="replace").strip()
+            body = (await response.content.read(EXCERPT_READ)).decode(errors="replace").strip()
             code = body if _ERROR_CODE.match(body) else None
             raise slack_failure(response.status, code, response.headers.get("Retry-After"))
 
@@ -141,7 +140,8 @@ def _api_failure(exc: SlackApiError) -> DeliveryError:
     if isinstance(response, aiohttp.ClientResponse):  # the SDK could not parse Slack's answer
         return slack_failure(response.status, None, response.headers.get("Retry-After"))
     data = response.data
-    code = data.get("error") if isinstance(data, dict) else None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = None if error is None else str(error)
     return slack_failure(response.status_code, code, response.headers.get("Retry-After"))
 
 
@@ -150,7 +150,7 @@ def slack_failure(status: int, code: str | None, retry_after: str | None) -> Del
     retryable = status == 429 or status >= 500 or code in _RETRYABLE_CODES
     message = f"Slack workspace answered HTTP {status}"
     if code is not None:
-        message += f" with error {code}"
+        message += f" with error {excerpt(code)}"
         hint = _HINTS.get(code)
         message += f" ({hint})" if hint else ""
     return DeliveryError(

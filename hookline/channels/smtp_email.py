@@ -26,7 +26,13 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from hookline.channels.base import DeliveryChannel, Destination, configs_of, own_endpoint
+from hookline.channels.base import (
+    DeliveryChannel,
+    Destination,
+    configs_of,
+    excerpt,
+    own_endpoint,
+)
 from hookline.channels.catalog import ChannelContext
 from hookline.channels.recipients import note_reached, still_due
 from hookline.channels.templates import template_context
@@ -144,7 +150,7 @@ class SmtpEmailChannel(DeliveryChannel):
             return self._refused([(r.recipient, r.code, r.message) for r in exc.recipients], [])
         if isinstance(exc, SMTPResponseException):
             action = _REFUSED_AT.get(type(exc), "answered")
-            message = f"{self._server} {action}: {exc.code} {exc.message}"
+            message = f"{self._server} {action}: {exc.code} {excerpt(exc.message)}"
             # A refused message is about this email; a refused login or sender, the relay's.
             relay = not isinstance(exc, SMTPDataError)
             return DeliveryError(
@@ -155,15 +161,16 @@ class SmtpEmailChannel(DeliveryChannel):
             )
         if isinstance(exc, _TRANSIENT):
             return DeliveryError(
-                f"connection to {self._server} failed: {exc}",
+                f"connection to {self._server} failed: {excerpt(str(exc))}",
                 retryable=True,
                 scope=FailureScope.HOST,
             )
         # A missing extension (AUTH, STARTTLS, SMTPUTF8) or an unsendable address stays so.
-        return DeliveryError(f"{self._server} cannot take this message: {exc}", retryable=False)
+        reason = excerpt(str(exc))
+        return DeliveryError(f"{self._server} cannot take this message: {reason}", retryable=False)
 
     def _refused(self, refusals: list[tuple[str, int, str]], accepted: list[str]) -> DeliveryError:
-        listed = "; ".join(f"{address}: {code} {text}" for address, code, text in refusals)
+        listed = "; ".join(f"{address}: {code} {excerpt(text)}" for address, code, text in refusals)
         message = f"{self._server} refused recipients {listed}"
         if accepted:
             # Still a failure, so no recipient is lost silently; the retry skips these.

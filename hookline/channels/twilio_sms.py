@@ -17,7 +17,13 @@ from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from hookline.channels.base import DeliveryChannel, Destination, configs_of, own_endpoint
+from hookline.channels.base import (
+    DeliveryChannel,
+    Destination,
+    configs_of,
+    excerpt,
+    own_endpoint,
+)
 from hookline.channels.recipients import note_reached, still_due
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SmsConfigs
@@ -138,7 +144,7 @@ def twilio_failure(number: str, exc: TwilioRestException | TwilioServiceExceptio
     """Classify Twilio's refusal of one message: rate limits and server errors may pass."""
     status, code = int(exc.status), exc.code
     reason = exc.msg if isinstance(exc, TwilioRestException) else exc.detail or exc.title
-    reason = str(reason).removeprefix("Unable to create record: ")
+    reason = excerpt(str(reason).removeprefix("Unable to create record: "))
     retryable = status == 429 or status >= 500 or code in _RETRYABLE_CODES
     message = f"Twilio refused the SMS to {number}: HTTP {status}, error {code}: {reason}"
     # Its rate limit and its outages are the account's, shared by every webhook that sends SMS.

@@ -7,6 +7,7 @@ from pydantic import SecretStr
 from hookline.demo.peers.twilio_api import TwilioStandIn
 from hookline.demo.receivers import Receivers
 from hookline.demo.services import HOST, KAFKA_BOOTSTRAP, REDIS_URL
+from hookline.registry.encryption import RecordCipher
 from hookline.settings import Settings, SlackSettings, SmtpSettings, TwilioSettings
 
 RETRY_SCHEDULE = [1.0, 2.0]
@@ -17,8 +18,10 @@ DEFERRAL_MAX_AGE = 10.0
 
 
 def demo_settings(base: Settings, run: str, receivers: Receivers) -> Settings:
-    """`base` pointed at the local services and stand-ins, with names no other run shares."""
+    """`base` pointed at the local services and stand-ins, with names no other run shares;
+    a secret key of the run's own unless HOOKLINE_SECRET_KEYS gives one."""
     name = f"hookline-demo-{run}"
+    secret_keys = base.secret_keys or SecretStr(RecordCipher.generate_key())
     return base.model_copy(
         update={
             "kafka_bootstrap_servers": KAFKA_BOOTSTRAP,
@@ -35,6 +38,7 @@ def demo_settings(base: Settings, run: str, receivers: Receivers) -> Settings:
             "metrics_host": HOST,
             "metrics_port": 0,
             "shutdown_timeout": 5.0,
+            "secret_keys": secret_keys,
             "slack": SlackSettings(api_url=receivers.slack.api_url),
             "smtp": _smtp(receivers),
             "twilio": twilio_settings(receivers.twilio),

@@ -23,6 +23,10 @@ class RegistryKeys:
         """Hash holding one webhook's configuration and its last outcomes."""
         return f"{self.prefix}:{{{org}}}:wh:{webhook_id}"
 
+    def every_webhook(self) -> str:
+        """SCAN pattern of every organization's webhook hashes."""
+        return f"{self.prefix}:{{*}}:wh:*"
+
     def subscribers(self, org: str, event_type: str) -> str:
         """Set of an organization's active webhooks subscribed to one event type (or `*`)."""
         return f"{self.prefix}:{{{org}}}:idx:{event_type}"

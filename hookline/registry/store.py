@@ -1,4 +1,8 @@
-"""Webhooks in Redis: CRUD per organization, the subscription index, and outcome recording."""
+"""Webhooks in Redis: CRUD per organization, the subscription index, and outcome recording.
+
+A webhook's configuration is stored encrypted (RecordCipher), secrets and all. A configuration
+found as plain JSON is read as it is, and encrypted on its next write or by re-encryption.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError
+from hookline.registry.encryption import RecordCipher
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
@@ -82,11 +87,11 @@ def _subscriptions(webhook: Webhook | None) -> set[str]:
     return {event_type.value for event_type in webhook.event_types}
 
 
-def _decode(fields: dict[str, str]) -> Webhook | None:
+def _decode(fields: dict[str, str], cipher: RecordCipher) -> Webhook | None:
     config = fields.get(_CONFIG)
     if config is None:
         return None
-    webhook = Webhook.model_validate_json(config)
+    webhook = Webhook.model_validate_json(_plain(config, cipher))
     outcome: dict[str, object] = {}
     if _LAST_ERROR in fields:
         outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
@@ -95,23 +100,35 @@ def _decode(fields: dict[str, str]) -> Webhook | None:
     return webhook.model_copy(update=outcome) if outcome else webhook
 
 
-def _encode(webhook: Webhook) -> str:
-    return webhook.model_dump_json(context=REVEAL_SECRETS, exclude=set(_OUTCOME_FIELDS))
+def _encode(webhook: Webhook, cipher: RecordCipher) -> str:
+    plain = webhook.model_dump_json(context=REVEAL_SECRETS, exclude=set(_OUTCOME_FIELDS))
+    return cipher.encrypt(plain)
+
+
+def _plain(config: str, cipher: RecordCipher) -> str:
+    # A token is url-safe base64, so only a record stored unencrypted starts as a JSON object.
+    return config if config.startswith("{") else cipher.decrypt(config)
+
+
+def _reencrypted(config: str, cipher: RecordCipher) -> str:
+    return cipher.encrypt(config) if config.startswith("{") else cipher.rotate(config)
 
 
 class WebhookStore:
     """An organization's webhooks in Redis; every call is scoped by `org` (its internal_id)."""
 
-    def __init__(self, redis: Redis, keys: RegistryKeys) -> None:
+    def __init__(self, redis: Redis, keys: RegistryKeys, cipher: RecordCipher) -> None:
         self._redis = redis
         self._keys = keys
+        self._cipher = cipher
         self._record_outcome = redis.register_script(_RECORD_OUTCOME)
 
     async def create(self, org: str, config: WebhookConfig) -> Webhook:
         """Store a new webhook with a generated id and announce the change."""
         webhook = Webhook.new(org, config)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, _encode(webhook))
+            stored = _encode(webhook, self._cipher)
+            pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, stored)
             pipe.zadd(self._keys.webhooks(org), {_order_member(webhook): 0})
             self._queue_index_update(pipe, None, webhook)
             pipe.publish(self._keys.changes, org)
@@ -121,7 +138,7 @@ class WebhookStore:
     async def get(self, org: str, webhook_id: str) -> Webhook:
         """The webhook, or WebhookNotFoundError (also for another organization's id)."""
         fields = await self._redis.hgetall(self._keys.webhook(org, webhook_id))
-        webhook = _decode(cast(dict[str, str], fields))
+        webhook = _decode(cast(dict[str, str], fields), self._cipher)
         if webhook is None:
             raise WebhookNotFoundError(webhook_id)
         return webhook
@@ -133,12 +150,12 @@ class WebhookStore:
             for _ in range(_MAX_WATCH_RETRIES):
                 try:
                     await pipe.watch(key)
-                    current = _decode(cast(dict[str, str], await pipe.hgetall(key)))
+                    current = _decode(cast(dict[str, str], await pipe.hgetall(key)), self._cipher)
                     if current is None:
                         raise WebhookNotFoundError(webhook_id)
                     updated = current.with_config(change(current), utc_now())
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(key, _CONFIG, _encode(updated))
+                    pipe.hset(key, _CONFIG, _encode(updated, self._cipher))
                     self._queue_index_update(pipe, current, updated)
                     pipe.publish(self._keys.changes, org)
                     await pipe.execute()
@@ -200,7 +217,7 @@ class WebhookStore:
             for webhook_id in sorted(cast(set[str], ids)):
                 pipe.hgetall(self._keys.webhook(org, webhook_id))
             rows = await pipe.execute()
-        webhooks = (_decode(row) for row in rows)
+        webhooks = (_decode(row, self._cipher) for row in rows)
         return [w for w in webhooks if w and w.is_active and w.subscribes_to(event_type)]
 
     async def record_failure(self, org: str, webhook_id: str, failure: DeliveryFailure) -> bool:
@@ -211,6 +228,30 @@ class WebhookStore:
         """Set `last_success_at` unless a newer one is stored."""
         return await self._set_outcome(org, webhook_id, success_fields(at))
 
+    async def reencrypt_all(self) -> int:
+        """Write every stored webhook (of every organization) with the cipher's first key, as
+        key rotation needs; returns how many were rewritten."""
+        rewritten = 0
+        async for key in self._redis.scan_iter(match=self._keys.every_webhook(), count=500):
+            rewritten += await self._reencrypt(key)
+        return rewritten
+
+    async def _reencrypt(self, key: str) -> bool:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    config = cast(str | None, await pipe.hget(key, _CONFIG))
+                    if config is None:
+                        return False  # deleted meanwhile
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, _CONFIG, _reencrypted(config, self._cipher))
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"{key} kept changing while it was re-encrypted; run again")
+
     async def _set_outcome(self, org: str, webhook_id: str, fields: OutcomeFields) -> bool:
         key = self._keys.webhook(org, webhook_id)
         return bool(await self._record_outcome(keys=[key], args=list(fields)))
@@ -219,7 +260,7 @@ class WebhookStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for member in members:
                 pipe.hgetall(self._keys.webhook(org, member.split(":", 1)[1]))
-            return [_decode(row) for row in await pipe.execute()]
+            return [_decode(row, self._cipher) for row in await pipe.execute()]
 
     def _queue_index_update(
         self, pipe: Pipeline, before: Webhook | None, after: Webhook | None

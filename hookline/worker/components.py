@@ -20,6 +20,7 @@ from hookline.registry import (
     WebhookStore,
     connect_redis,
 )
+from hookline.registry.encryption import record_cipher
 from hookline.settings import Settings
 from hookline.worker.admission import Admission, AdmissionLimits
 from hookline.worker.backoff import until_done
@@ -57,7 +58,9 @@ class Components:
     ) -> Components:
         """Connect to Redis and Kafka (waiting while they are down) and start serving health.
 
-        Failing or cancelled (a stop during start-up), it closes again whatever it started."""
+        Failing or cancelled (a stop during start-up), it closes again whatever it started.
+        A missing or invalid HOOKLINE_SECRET_KEYS fails it before anything starts."""
+        cipher = record_cipher(settings)
         async with contextlib.AsyncExitStack() as started:
             metrics = WorkerMetrics()
             health = HealthServer(metrics, alive=alive, ready=ready)
@@ -66,7 +69,7 @@ class Components:
             redis = connect_redis(settings)
             started.push_async_callback(redis.aclose)
             keys = RegistryKeys(settings.redis_key_prefix)
-            store = WebhookStore(redis, keys)
+            store = WebhookStore(redis, keys, cipher)
             cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
             started.push_async_callback(cache.aclose)
             await until_done(cache.start, what="subscribing to change notices")

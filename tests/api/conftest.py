@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from hookline.api import create_app
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore
+from hookline.registry.encryption import RecordCipher
 from hookline.schemas import new_organization_id
 from hookline.settings import Settings
 
@@ -61,9 +62,9 @@ async def api_url(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def webhook_store(redis: Redis, key_prefix: str) -> WebhookStore:
+def webhook_store(redis: Redis, key_prefix: str, cipher: RecordCipher) -> WebhookStore:
     """The registry the API writes to, for arranging what the API cannot create."""
-    return WebhookStore(redis, RegistryKeys(key_prefix))
+    return WebhookStore(redis, RegistryKeys(key_prefix), cipher)
 
 
 @dataclass

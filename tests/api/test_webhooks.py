@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore, connect_redis
+from hookline.registry.encryption import RecordCipher
 from hookline.schemas import WebhookEventType
 from hookline.settings import Settings
 from tests.api.conftest import WEBHOOKS, Tenant, create, http_channel, webhook_body
@@ -186,11 +187,11 @@ async def test_organizations_see_only_their_own_webhooks(alice: Tenant, bob: Ten
 
 
 @pytest.fixture
-async def worker_cache(settings: Settings) -> AsyncIterator[WebhookCache]:
+async def worker_cache(settings: Settings, cipher: RecordCipher) -> AsyncIterator[WebhookCache]:
     """A worker's cache of the registry, on a Redis connection of its own."""
     redis = connect_redis(settings)
     keys = RegistryKeys(settings.redis_key_prefix)
-    cache = WebhookCache(WebhookStore(redis, keys), redis, keys, ttl=300)
+    cache = WebhookCache(WebhookStore(redis, keys, cipher), redis, keys, ttl=300)
     await cache.start()
     yield cache
     await cache.aclose()

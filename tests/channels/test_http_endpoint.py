@@ -19,9 +19,9 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from yarl import URL
 
+from hookline.channels.base import EXCERPT_LENGTH
 from hookline.channels.catalog import ChannelContext, open_context
 from hookline.channels.http_endpoint import (
-    MAX_BODY_SNIPPET,
     MAX_RETRY_AFTER,
     HttpEndpointChannel,
     retry_after_seconds,
@@ -338,7 +338,7 @@ async def test_only_the_start_of_a_long_error_body_is_kept(
     with pytest.raises(DeliveryError) as caught:
         await channel.deliver(notification_for(channel_config))
 
-    snippet = "A" * 600 + "B" * (MAX_BODY_SNIPPET - 600)
+    snippet = "A" * EXCERPT_LENGTH + "… (10600 bytes)"
     assert caught.value.message == "endpoint answered HTTP 500. Body: " + snippet
 
 

@@ -257,6 +257,17 @@ async def test_smtp_replies_decide_whether_to_retry(
     assert smtp_server.messages == []
 
 
+async def test_a_long_reply_is_kept_as_an_excerpt(
+    channel: SmtpEmailChannel, smtp_server: SmtpReceiver
+) -> None:
+    smtp_server.answer_next("DATA", 554, "R" * 4000)
+
+    attempt = await channel.send(email(to_addresses=["ops@example.com"]))
+
+    assert attempt.error is not None and attempt.error.endswith("RRR… (4000 bytes)")
+    assert len(attempt.error) < 400
+
+
 @pytest.mark.parametrize(
     ("code", "outcome"), [(550, DeliveryOutcome.PERMANENT), (451, DeliveryOutcome.RETRYABLE)]
 )

@@ -240,6 +240,17 @@ async def test_twilio_errors_are_classified(
     assert twilio_standin.messages == []
 
 
+async def test_a_long_refusal_is_kept_as_an_excerpt(
+    channel: TwilioSmsChannel, twilio_standin: TwilioStandIn
+) -> None:
+    twilio_standin.fail_next(400, 21211, "R" * 50_000)
+
+    attempt = await send(channel)
+
+    assert attempt.error is not None and attempt.error.endswith("RRR… (50000 bytes)")
+    assert len(attempt.error) < 400
+
+
 async def test_bad_credentials_are_permanent_and_the_token_stays_secret(
     build_channel: BuildChannel, twilio_standin: TwilioStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore
+from hookline.registry.encryption import RecordCipher
 from hookline.schemas import WebhookCreate, new_organization_id
 
 
@@ -17,8 +18,8 @@ def keys(key_prefix: str) -> RegistryKeys:
 
 
 @pytest.fixture
-def store(redis: Redis, keys: RegistryKeys) -> WebhookStore:
-    return WebhookStore(redis, keys)
+def store(redis: Redis, keys: RegistryKeys, cipher: RecordCipher) -> WebhookStore:
+    return WebhookStore(redis, keys, cipher)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from hookline.registry import RegistryKeys, WebhookCache, WebhookStore, connect_redis
+from hookline.registry.encryption import RecordCipher
 from hookline.schemas import Webhook, WebhookEventType, WebhookPatch, new_organization_id
 from hookline.settings import Settings
 from tests.registry.conftest import command_calls, webhook_config
@@ -19,10 +20,12 @@ STALENESS_BOUND = 1.0
 
 
 @pytest.fixture
-async def cache(settings: Settings, keys: RegistryKeys) -> AsyncIterator[WebhookCache]:
+async def cache(
+    settings: Settings, keys: RegistryKeys, cipher: RecordCipher
+) -> AsyncIterator[WebhookCache]:
     """A cache with a Redis connection of its own, as a worker process has."""
     redis = connect_redis(settings)
-    cache = WebhookCache(WebhookStore(redis, keys), redis, keys, ttl=300)
+    cache = WebhookCache(WebhookStore(redis, keys, cipher), redis, keys, ttl=300)
     await cache.start()
     yield cache
     await cache.aclose()

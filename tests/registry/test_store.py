@@ -36,7 +36,9 @@ async def test_create_then_get_returns_the_same_webhook(store: WebhookStore, org
     assert channel.configs.secret.get_secret_value().startswith("whsec_")
 
 
-async def test_secrets_are_kept_in_clear_for_delivery(store: WebhookStore, org: str) -> None:
+async def test_the_store_hands_secrets_back_in_clear_for_delivery(
+    store: WebhookStore, org: str
+) -> None:
     config = webhook_config()
     created = await store.create(org, config)
     original = config.channels[0]

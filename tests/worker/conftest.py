@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import RegistryKeys, WebhookStore
+from hookline.registry.encryption import RecordCipher
 from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
 from hookline.settings import Settings
 from hookline.worker.runner import Worker
@@ -50,8 +51,8 @@ async def receiver() -> AsyncIterator[HttpReceiver]:
 
 
 @pytest.fixture
-def store(redis: Redis, worker_settings: Settings) -> WebhookStore:
-    return WebhookStore(redis, RegistryKeys(worker_settings.redis_key_prefix))
+def store(redis: Redis, worker_settings: Settings, cipher: RecordCipher) -> WebhookStore:
+    return WebhookStore(redis, RegistryKeys(worker_settings.redis_key_prefix), cipher)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 from redis.asyncio import Redis
 
@@ -39,6 +40,8 @@ def free_port() -> int:
 
 
 def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from hookline.registry import RegistryKeys, WebhookStore, connect_redis
+from hookline.registry.encryption import record_cipher
 from hookline.schemas import delivery_id, new_organization_id
 from hookline.settings import Settings
 from tests.conftest import make_event
@@ -236,7 +237,9 @@ async def test_worker_survives_redis_going_away_and_delivers_everything_afterwar
     )
     redis = connect_redis(settings)
     try:
-        store = WebhookStore(redis, RegistryKeys(settings.redis_key_prefix))
+        store = WebhookStore(
+            redis, RegistryKeys(settings.redis_key_prefix), record_cipher(settings)
+        )
         org = new_organization_id()
         webhook = await create_webhook(store, org, [http_channel(receiver.url())])
     finally:
