@@ -53,11 +53,9 @@ _YOUNG_COLLECTION_THRESHOLD = 100_000
 """Allocations between young-generation collections (CPython's default is 700). A busy worker
 allocates many short-lived containers per delivery (tasks, futures, dicts, models), nearly all
 freed by reference counting; what a young collection walks is mostly the in-flight window's
-waiting events, and it finds nothing to free: at 700 it took a quarter of the worker's CPU,
-at 20,000 up to 27 us per event, at 100,000 none in a 40,000-event drain (bench/RESULTS.md).
-Peak RSS stays at 120 MB on a 300,000-event backlog. (It grew to 1 GB at 50,000 while the worker
-still paused its partitions whenever its window filled: each pause left aiokafka's fetched-ahead
-records in reference cycles that only a collection frees, a megabyte each.)"""
+waiting events, where it finds nothing to free, so frequent collections are pure cost. The
+window is bounded, so the memory this leaves to later collections is too (the bench's memory
+section measures the peak)."""
 
 _YOUNG_COLLECTIONS_PER_MIDDLE = 20
 """Young collections between collections of the middle generation (CPython's default is 10):

@@ -27,11 +27,10 @@ batch must fit the topic's limit with them."""
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 5.0
 ROUND_LINGER = 0.2
-"""Seconds a round that nobody waits for gathers records before it is sent. A round costs some
-0.7 ms of CPU whatever it carries (bench/RESULTS.md, session 17): sent as soon as the round
-before was acknowledged, a dead destination's deferrals left a few at a time at an ordinary
-rate, at some 30 us a record against 5 to 8 us once rounds gather. Deferrals are due seconds
-later, so the wait costs nothing."""
+"""Seconds a round that nobody waits for gathers records before it is sent. A round has a fixed
+CPU cost whatever it carries, so rounds of a few records (a dead destination's deferrals trickling
+in) cost several times more per record than gathered ones; deferrals are due seconds later, so
+the wait costs nothing."""
 FULL_ROUND = 2000
 """Records at which a round is sent without gathering any longer."""
 

@@ -29,10 +29,9 @@ _POLL_MS = 100
 _LAG_REPORT_INTERVAL = 5.0
 _STALL_AFTER = 60.0
 _COMMIT_WAIT = 30.0
-# The broker answers a fetch once it has this much, or after this wait. Fetching each message as
-# it arrives (aiokafka's defaults) cost 0.77 of a core at 1,000 events/s against 0.59 with these;
-# 64 KiB and 10 ms saved a little more (0.55) but gave a longer latency tail: p99 91 to 546 ms in
-# five runs against 46 to 74 ms in four of five (474 in one; bench/RESULTS.md).
+# The broker answers a fetch once it has this much, or after this wait: fetching each message as
+# it arrives (aiokafka's defaults) costs a quarter more CPU at a steady rate, and waiting longer
+# for more saves little while it lengthens the latency tail (the bench's latency section).
 _FETCH_MIN_BYTES = 16 * 1024
 _FETCH_MAX_WAIT_MS = 5
 _COMMIT_INTERVAL = 1.0
