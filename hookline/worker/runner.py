@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from hookline.backoff import Backoff
 from hookline.schemas.retries import RetryRecord
 from hookline.settings import Settings
 from hookline.worker.admission import EventHold
@@ -73,6 +74,7 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._committing: asyncio.Task[None] | None = None
         self._last_commit = 0.0
+        self._refetching = Backoff(cap=1.0)  # short: the consume loop also commits and reports
 
     def stop(self) -> None:
         """Ask the worker to stop fetching, drain and exit (safe to call from a signal handler)."""
@@ -131,9 +133,11 @@ class Worker:
         try:
             batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=self._room())
         except KafkaError as exc:
-            logger.warning("fetch failed (%r); retrying", exc)
-            await asyncio.sleep(1)
+            delay = self._refetching.next_delay()
+            logger.warning("fetch failed (%r); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
             return
+        self._refetching.reset()
         for tp, messages in batch.items():
             self._take(tp, messages)
 
