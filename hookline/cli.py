@@ -19,6 +19,7 @@ from hookline.errors import HooklineError
 from hookline.logs import configure_logging
 from hookline.registry import ApiKeyStore, RegistryKeys, connect_redis
 from hookline.schemas import EventEnvelope, WebhookEventType, new_event_id, new_organization_id
+from hookline.schemas.common import organization_id
 from hookline.settings import Settings, load_settings
 
 
@@ -144,6 +145,14 @@ async def _demo(settings: Settings, args: argparse.Namespace) -> None:
     await run_demo(settings, options)
 
 
+def _organization_id(text: str) -> str:
+    """An `--org` value, held to the form the API serves, before anything is written."""
+    try:
+        return organization_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _event_count(text: str) -> int:
     try:
         count = int(text)
@@ -184,7 +193,9 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="issue and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="issue a key (and an organization)")
-    create.add_argument("--org", help="the organization's internal_id; new one if omitted")
+    create.add_argument(
+        "--org", type=_organization_id, help="the organization's internal_id; new one if omitted"
+    )
     create.set_defaults(run=_keys_create)
     revoke = key_commands.add_parser("revoke", help="make a key unusable")
     revoke.add_argument("key")
@@ -193,7 +204,9 @@ def _parser() -> argparse.ArgumentParser:
     events = commands.add_parser("events", help="publish events")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     send = event_commands.add_parser("send", help="publish one event to the first topic")
-    send.add_argument("--org", required=True, help="the organization's internal_id")
+    send.add_argument(
+        "--org", required=True, type=_organization_id, help="the organization's internal_id"
+    )
     send.add_argument("--type", required=True, choices=_publishable_types(), metavar="EVENT_TYPE")
     send.add_argument("--data", default="{}", help="the event's data, a JSON object")
     send.set_defaults(run=_events_send)

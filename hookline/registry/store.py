@@ -16,6 +16,7 @@ from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
 from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.text import FROM_STORE
 
 _CONFIG = "config"
 _LAST_ERROR = "last_error"
@@ -86,7 +87,7 @@ def _decode(fields: dict[str, str]) -> Webhook | None:
     config = fields.get(_CONFIG)
     if config is None:
         return None
-    webhook = Webhook.model_validate_json(config)
+    webhook = Webhook.model_validate_json(config, context=FROM_STORE)
     outcome: dict[str, object] = {}
     if _LAST_ERROR in fields:
         outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
