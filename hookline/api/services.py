@@ -9,22 +9,26 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from hookline.api.changes import ConfigChanges
+from hookline.api.quotas import Quotas
 from hookline.api.redaction import ChannelSecrets
+from hookline.api.throttle import Throttle
 from hookline.channels.catalog import ChannelCatalog
 from hookline.registry import (
     ApiKeyStore,
     DeliveryLog,
     OutcomeRecorder,
+    RateLimits,
     RegistryKeys,
     WebhookStore,
     connect_redis,
 )
-from hookline.settings import Settings
+from hookline.settings import QuotaSettings, Settings
 
 
 @dataclass(frozen=True)
 class ApiServices:
-    """The Redis client, the stores over it, and the channels (for test-sends and secrets)."""
+    """The Redis client, the stores over it, the channels (for test-sends and secrets), and
+    the quotas and rate limits."""
 
     redis: Redis
     webhooks: WebhookStore
@@ -34,6 +38,8 @@ class ApiServices:
     catalog: ChannelCatalog
     secrets: ChannelSecrets
     changes: ConfigChanges
+    quotas: Quotas
+    throttle: Throttle
 
 
 @asynccontextmanager
@@ -43,14 +49,17 @@ async def open_services(settings: Settings) -> AsyncIterator[ApiServices]:
     try:
         catalog = await ChannelCatalog.open(settings)
         try:
-            yield _services(redis, catalog, RegistryKeys(settings.redis_key_prefix))
+            keys = RegistryKeys(settings.redis_key_prefix)
+            yield _services(redis, catalog, keys, settings.quotas)
         finally:
             await catalog.aclose()
     finally:
         await redis.aclose()
 
 
-def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiServices:
+def _services(
+    redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys, quotas: QuotaSettings
+) -> ApiServices:
     secrets = ChannelSecrets(catalog)
     webhooks = WebhookStore(redis, keys)
     deliveries = DeliveryLog(redis, keys)
@@ -63,4 +72,6 @@ def _services(redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys) -> ApiS
         catalog=catalog,
         secrets=secrets,
         changes=ConfigChanges(secrets, catalog.configs_models()),
+        quotas=Quotas(quotas),
+        throttle=Throttle(RateLimits(redis, keys), quotas),
     )

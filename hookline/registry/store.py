@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError
+from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError, WebhookQuotaError
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
@@ -108,16 +108,31 @@ class WebhookStore:
         self._keys = keys
         self._record_outcome = redis.register_script(_RECORD_OUTCOME)
 
-    async def create(self, org: str, config: WebhookConfig) -> Webhook:
-        """Store a new webhook with a generated id and announce the change."""
+    async def create(self, org: str, config: WebhookConfig, most: int | None = None) -> Webhook:
+        """Store a new webhook with a generated id and announce the change. With `most`, only
+        while the organization has fewer webhooks (else WebhookQuotaError): the count is watched
+        up to the write, so concurrent creates cannot pass it together."""
         webhook = Webhook.new(org, config)
+        index = self._keys.webhooks(org)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, _encode(webhook))
-            pipe.zadd(self._keys.webhooks(org), {_order_member(webhook): 0})
-            self._queue_index_update(pipe, None, webhook)
-            pipe.publish(self._keys.changes, org)
-            await pipe.execute()
-        return webhook
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    if most is not None:
+                        await pipe.watch(index)
+                        if await pipe.zcard(index) >= most:
+                            raise WebhookQuotaError(most)
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(
+                        self._keys.webhook(org, webhook.webhook_id), _CONFIG, _encode(webhook)
+                    )
+                    pipe.zadd(index, {_order_member(webhook): 0})
+                    self._queue_index_update(pipe, None, webhook)
+                    pipe.publish(self._keys.changes, org)
+                    await pipe.execute()
+                    return webhook
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError("the organization's webhooks kept changing; try again")
 
     async def get(self, org: str, webhook_id: str) -> Webhook:
         """The webhook, or WebhookNotFoundError (also for another organization's id)."""
