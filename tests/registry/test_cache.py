@@ -88,6 +88,7 @@ async def test_repeated_lookups_are_served_from_memory(
     cache: WebhookCache, store: WebhookStore, org: str, redis: Redis, key_prefix: str
 ) -> None:
     await store.create(org, webhook_config())
+    await asyncio.sleep(0.2)  # the create's change notice, which empties the entry, has arrived
     first = await cache.find_active(org, CREATED)
 
     async with commands_on(redis, key_prefix) as calls:
@@ -102,6 +103,7 @@ async def test_changes_of_one_organization_leave_others_cached(
 ) -> None:
     other = new_organization_id()
     await store.create(org, webhook_config())
+    await asyncio.sleep(0.2)  # the create's change notice, which empties the entry, has arrived
     await cache.find_active(org, CREATED)
 
     await store.create(other, webhook_config())
