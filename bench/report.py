@@ -24,7 +24,7 @@ class Row:
 
 
 def table(rows: Sequence[Row]) -> str:
-    """Rows as a Markdown table (readable in a terminal, pasteable into RESULTS.md)."""
+    """Rows as a Markdown table (readable in a terminal, pasteable into bench/README.md)."""
     cells = [HEADERS, *((r.section, r.measure, r.value, r.target, r.verdict) for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
 

@@ -549,7 +549,7 @@ async def isolation(bench: Bench) -> None:
     of two healthy-only drains shows what the method reads where there is nothing to find.
     Then rounds of short backlogs taking turns in one worker (`_interleaved`): the cost with
     its 95 % interval, which the target is judged on, as this VM's drift is too wide for a few
-    drains to show 10 % (bench/RESULTS.md)."""
+    drains to show 10 %."""
     rounds = bench.options.isolation_rounds
     pairs = [
         await _pair(bench, f"iso{n}", dead=True, dead_first=bool(n % 2)) for n in range(rounds)

@@ -33,6 +33,22 @@ class ConcurrentUpdateError(RegistryError):
     """A webhook kept changing under an update; the caller may try again."""
 
 
+class WebhookQuotaError(RegistryError):
+    """The organization already has as many webhooks as it may; none was created."""
+
+    def __init__(self, most: int) -> None:
+        super().__init__(f"the organization already has {most} webhooks, the most it may have")
+        self.most = most
+
+
+class RateLimitedError(HooklineError):
+    """A rate limit is used up; the message names it, `retry_after` says when it frees (s)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DeliveryError(HooklineError):
     """A delivery attempt failed; `retryable` says whether trying again may help, and `scope`
     whether the endpoint or the host behind it failed (which breaker and pacing it counts for)."""

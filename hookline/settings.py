@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -9,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hookline.errors import ConfigurationError
+from hookline.schemas.webhooks import MAX_CHANNELS
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -71,6 +73,47 @@ class TwilioSettings(BaseSettings):
     api_url: str = "https://api.twilio.com"
 
 
+class QuotaSettings(BaseSettings):
+    """Quotas and rate limits: what one organization, API key or client may use."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", frozen=True)
+
+    max_webhooks_per_organization: int = Field(100, ge=1, le=100_000)
+    max_channels_per_webhook: int = Field(MAX_CHANNELS, ge=1, le=MAX_CHANNELS)
+    max_email_recipients: int = Field(50, ge=1, le=150)
+    """To, cc and bcc of one email channel together (the schema allows 50 in each)."""
+    max_sms_recipients: int = Field(20, ge=1, le=20)
+    test_sends_per_webhook_per_minute: int = Field(5, ge=1, le=10_000)
+    test_sends_per_organization_per_minute: int = Field(20, ge=1, le=10_000)
+    api_requests_per_minute: int = Field(600, ge=1, le=1_000_000)
+    """Per API key."""
+    auth_failures_per_client: int = Field(10, ge=1, le=10_000)
+    auth_failure_window: int = Field(300, ge=1, le=86_400)
+    """Seconds over which a client's failed authentications are counted."""
+    org_sms_per_window: int = Field(0, ge=0, le=1_000_000)
+    """Texts (one per phone number) an organization may send per `org_send_window`; 0 is
+    unlimited."""
+    org_emails_per_window: int = Field(0, ge=0, le=1_000_000)
+    """Emails (one per delivery, whatever its recipients) an organization may send per
+    `org_send_window`; 0 is unlimited."""
+    org_send_window: int = Field(60, ge=1, le=86_400)
+    """Seconds over which an organization's texts and emails are counted."""
+
+    @field_validator("auth_failure_window", "org_send_window", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: Any) -> Any:
+        return math.ceil(parse_duration(value)) if isinstance(value, str) else value
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The variable that sets `field`: `HOOKLINE_<FIELD>`."""
+        return f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
+
+    def named(self, field: str) -> str:
+        """`HOOKLINE_<FIELD>=<value>`, for messages that name a limit and where it is set."""
+        return f"{self.env_name(field)}={getattr(self, field)}"
+
+
 class Settings(BaseSettings):
     """Every setting of hookline; parts receive the slice they need."""
 
@@ -115,6 +158,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
 
     @field_validator("redis_url")
     @classmethod
@@ -159,7 +203,7 @@ class Settings(BaseSettings):
 
 _PREFIXES = {
     cls.__name__: cls.model_config.get("env_prefix", "")
-    for cls in (Settings, SlackSettings, SmtpSettings, TwilioSettings)
+    for cls in (Settings, SlackSettings, SmtpSettings, TwilioSettings, QuotaSettings)
 }
 
 

@@ -143,6 +143,29 @@ def test_bad_arguments_get_a_one_line_error_and_a_non_zero_exit(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["keys", "create", "--org", "x}:y"],
+        ["keys", "create", "--org", ORG + "\n"],
+        ["keys", "create", "--org", ORG[:-1] + "\x0b"],
+        ["keys", "create", "--org", ""],
+        send("--org", "x}:y", "--type", "object.created"),
+    ],
+)
+async def test_a_malformed_organization_id_is_refused_and_nothing_is_written(
+    cli_settings: Settings, redis: Redis, args: list[str]
+) -> None:
+    result = hookline(cli_settings, *args)
+
+    assert result.returncode == 2, result.stdout
+    assert "argument --org:" in result.stderr
+    assert "is not an organization internal_id: it must be 'int_'" in result.stderr
+    assert "Traceback" not in result.stderr and "sk_" not in result.stdout
+    prefix = cli_settings.redis_key_prefix
+    assert [name async for name in redis.scan_iter(match=f"{prefix}:*")] == []
+
+
 def test_an_invalid_setting_stops_start_up_naming_the_variable(cli_settings: Settings) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hookline.cli", "worker"],

@@ -75,3 +75,26 @@ def test_conflicting_tls_modes_are_refused(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_quotas_come_from_the_environment_within_the_schemas_maxima(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOKLINE_MAX_WEBHOOKS_PER_ORGANIZATION", "7")
+    monkeypatch.setenv("HOOKLINE_AUTH_FAILURE_WINDOW", "2m")
+    monkeypatch.setenv("HOOKLINE_ORG_SMS_PER_WINDOW", "30")
+
+    quotas = load_settings().quotas
+
+    assert quotas.max_webhooks_per_organization == 7
+    assert quotas.auth_failure_window == 120
+    assert (quotas.org_sms_per_window, quotas.org_emails_per_window) == (30, 0)
+    assert quotas.named("org_send_window") == "HOOKLINE_ORG_SEND_WINDOW=60"
+    for variable, value in [
+        ("HOOKLINE_MAX_CHANNELS_PER_WEBHOOK", "21"),
+        ("HOOKLINE_MAX_SMS_RECIPIENTS", "21"),
+    ]:
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigurationError, match=variable):
+            load_settings()
+        monkeypatch.delenv(variable)

@@ -30,14 +30,20 @@ def _unauthorized(reason: str) -> HTTPException:
 
 
 async def _organization(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     services: Services,
 ) -> str:
+    # A client that keeps presenting wrong keys is refused before its key is even looked at.
+    client = request.client.host if request.client else "unknown"
+    await services.throttle.check_client(client)
     if credentials is None:
         raise _unauthorized("an API key is required: 'Authorization: Bearer sk_...'")
     organization = await services.api_keys.organization_of(credentials.credentials)
     if organization is None:
+        await services.throttle.failed_authentication(client)
         raise _unauthorized("the API key is not valid or has been revoked")
+    await services.throttle.request(credentials.credentials)
     return organization
 
 

@@ -7,6 +7,7 @@ and a body sent with the wrong Content-Type is one such value, secrets and all.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -15,7 +16,13 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError
+from hookline.errors import (
+    ConcurrentUpdateError,
+    RateLimitedError,
+    WebhookNotFoundError,
+    WebhookQuotaError,
+)
+from hookline.settings import QuotaSettings
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,20 @@ def _json_problem(error: Any) -> str:
     return f"the request body is not valid JSON{where}" + (f": {reason}" if reason else "")
 
 
+async def _rate_limited(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitedError)
+    retry_after = str(max(1, math.ceil(exc.retry_after)))
+    return _error(status.HTTP_429_TOO_MANY_REQUESTS, str(exc), {"Retry-After": retry_after})
+
+
+async def _over_webhook_quota(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WebhookQuotaError)
+    setting = QuotaSettings.env_name("max_webhooks_per_organization")
+    message = f"{exc} ({setting}={exc.most}); delete one to create another"
+    detail = [{"type": "quota_exceeded", "loc": ["body"], "msg": message}]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 async def _registry_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("Redis unavailable during %s %s: %r", request.method, request.url.path, exc)
     return _error(
@@ -69,9 +90,12 @@ async def _registry_unavailable(request: Request, exc: Exception) -> JSONRespons
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map invalid requests to 422 (a body that is not JSON to 400), WebhookNotFoundError to 404,
-    ConcurrentUpdateError to 409, Redis outages to 503."""
+    ConcurrentUpdateError to 409, WebhookQuotaError to 422, RateLimitedError to 429, Redis
+    outages to 503."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(WebhookNotFoundError, _not_found)
     app.add_exception_handler(ConcurrentUpdateError, _conflict)
+    app.add_exception_handler(WebhookQuotaError, _over_webhook_quota)
+    app.add_exception_handler(RateLimitedError, _rate_limited)
     app.add_exception_handler(RedisConnectionError, _registry_unavailable)
     app.add_exception_handler(RedisTimeoutError, _registry_unavailable)

@@ -9,23 +9,27 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from hookline.api.changes import ConfigChanges
+from hookline.api.quotas import Quotas
 from hookline.api.redaction import ChannelSecrets
+from hookline.api.throttle import Throttle
 from hookline.channels.catalog import ChannelCatalog
 from hookline.registry import (
     ApiKeyStore,
     DeliveryLog,
     OutcomeRecorder,
+    RateLimits,
     RegistryKeys,
     WebhookStore,
     connect_redis,
 )
 from hookline.registry.encryption import RecordCipher
-from hookline.settings import Settings
+from hookline.settings import QuotaSettings, Settings
 
 
 @dataclass(frozen=True)
 class ApiServices:
-    """The Redis client, the stores over it, and the channels (for test-sends and secrets)."""
+    """The Redis client, the stores over it, the channels (for test-sends and secrets), and
+    the quotas and rate limits."""
 
     redis: Redis
     webhooks: WebhookStore
@@ -35,6 +39,8 @@ class ApiServices:
     catalog: ChannelCatalog
     secrets: ChannelSecrets
     changes: ConfigChanges
+    quotas: Quotas
+    throttle: Throttle
 
 
 @asynccontextmanager
@@ -44,7 +50,8 @@ async def open_services(settings: Settings, cipher: RecordCipher) -> AsyncIterat
     try:
         catalog = await ChannelCatalog.open(settings)
         try:
-            yield _services(redis, catalog, RegistryKeys(settings.redis_key_prefix), cipher)
+            keys = RegistryKeys(settings.redis_key_prefix)
+            yield _services(redis, catalog, keys, settings.quotas, cipher)
         finally:
             await catalog.aclose()
     finally:
@@ -52,7 +59,11 @@ async def open_services(settings: Settings, cipher: RecordCipher) -> AsyncIterat
 
 
 def _services(
-    redis: Redis, catalog: ChannelCatalog, keys: RegistryKeys, cipher: RecordCipher
+    redis: Redis,
+    catalog: ChannelCatalog,
+    keys: RegistryKeys,
+    quotas: QuotaSettings,
+    cipher: RecordCipher,
 ) -> ApiServices:
     secrets = ChannelSecrets(catalog)
     webhooks = WebhookStore(redis, keys, cipher)
@@ -66,4 +77,6 @@ def _services(
         catalog=catalog,
         secrets=secrets,
         changes=ConfigChanges(secrets, catalog.configs_models()),
+        quotas=Quotas(quotas),
+        throttle=Throttle(RateLimits(redis, keys), quotas),
     )

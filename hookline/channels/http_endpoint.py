@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import aiohttp
 import orjson
+from cachetools import LRUCache
 from multidict import CIMultiDict
 from pydantic import SecretStr
 from yarl import URL
@@ -43,7 +44,7 @@ _RETRYABLE_STATUSES = frozenset({408, 429})
 _MAX_LOCATION = 200
 _USER_AGENT = f"hookline/{__version__}"
 _MAX_PREPARED = 10_000
-"""Endpoints whose prepared headers, keys and URL are kept (the oldest go first)."""
+"""Endpoints whose prepared headers, keys and URL are kept (the least recently used go first)."""
 _NO_TIMERS = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 """aiohttp's timeouts cost a timer per request; the channel's shared Deadlines keep the limit."""
 
@@ -161,7 +162,7 @@ class HttpEndpointChannel(DeliveryChannel):
         self._deadlines = Deadlines()
         # Keyed by identity: the registry cache hands out the same configs for every event until
         # the webhook changes, and a changed webhook comes as new configs.
-        self._prepared: dict[int, tuple[HttpConfigs, _Prepared]] = {}
+        self._prepared: LRUCache[int, tuple[HttpConfigs, _Prepared]] = LRUCache(_MAX_PREPARED)
 
     async def deliver(self, notification: Notification) -> int:
         """POST the event; the endpoint's 2xx status, or DeliveryError classified by its answer."""
@@ -207,8 +208,6 @@ class HttpEndpointChannel(DeliveryChannel):
         entry = self._prepared.get(id(configs))
         if entry is not None and entry[0] is configs:
             return entry[1]
-        if len(self._prepared) >= _MAX_PREPARED:
-            del self._prepared[next(iter(self._prepared))]  # the oldest
         prepared = _Prepared.of(configs)
         self._prepared[id(configs)] = (configs, prepared)
         return prepared

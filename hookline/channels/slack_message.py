@@ -16,7 +16,7 @@ from yarl import URL
 from hookline.channels.base import EXCERPT_READ, DeliveryChannel, Destination, configs_of, excerpt
 from hookline.channels.http_endpoint import retry_after_seconds
 from hookline.errors import DeliveryError
-from hookline.schemas.channel_configs import SlackConfigs
+from hookline.schemas.channel_configs import SlackConfigs, slack_webhook_url
 from hookline.schemas.common import FailureScope
 from hookline.schemas.deliveries import Notification
 
@@ -77,6 +77,9 @@ class SlackMessageChannel(DeliveryChannel):
             raise DeliveryError(
                 f"Slack did not answer within {TIMEOUT:g} s", retryable=True
             ) from None
+        except aiohttp.InvalidURL:
+            # Not chained, and without the text: both hold the URL, a secret.
+            raise _invalid_webhook_url("is not a URL aiohttp can send to") from None
         except aiohttp.ClientError as exc:
             # Not chained: the original's text may hold the webhook URL, which is a secret.
             reason = _without_secrets(f"{type(exc).__name__}: {exc}", configs)
@@ -95,14 +98,19 @@ class SlackMessageChannel(DeliveryChannel):
             return super().destination(notification)
         digest = hashlib.sha256(credential.get_secret_value().encode()).hexdigest()[:16]
         if configs.webhook_url is not None:
-            host = URL(configs.webhook_url.get_secret_value()).host
+            host = _webhook_host(configs.webhook_url.get_secret_value())
         else:
             host = self._api_host
-        return Destination(f"slack:{digest}", f"slack:{host}")
+        return Destination(f"slack:{digest}", f"slack:{host}" if host else None)
 
     async def _post(self, configs: SlackConfigs, message: dict[str, Any]) -> int:
         if configs.webhook_url is not None:
-            return await self._post_to_webhook(configs.webhook_url.get_secret_value(), message)
+            # Checked again here: a webhook saved before the schema checked it may hold any URL.
+            try:
+                url = slack_webhook_url(configs.webhook_url.get_secret_value())
+            except ValueError as exc:
+                raise _invalid_webhook_url(str(exc)) from None
+            return await self._post_to_webhook(url, message)
         if configs.bot_token is None or configs.channel_id is None:
             raise DeliveryError(
                 "slack needs webhook_url, or bot_token and channel_id", retryable=False
@@ -133,6 +141,21 @@ class SlackMessageChannel(DeliveryChannel):
         except SlackApiError as exc:
             raise _api_failure(exc) from None
         return response.status_code
+
+
+def _invalid_webhook_url(problem: str) -> DeliveryError:
+    return DeliveryError(
+        f"the Slack webhook_url {problem}; save the webhook with the URL Slack gave",
+        retryable=False,
+    )
+
+
+def _webhook_host(url: str) -> str | None:
+    """The host of a stored webhook URL; None if it has none (sending it will fail, permanently)."""
+    try:
+        return URL(slack_webhook_url(url)).host
+    except ValueError:
+        return None
 
 
 def _api_failure(exc: SlackApiError) -> DeliveryError:

@@ -39,6 +39,7 @@ from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError
 from hookline.schemas import EmailConfigs, Notification
 from hookline.schemas.common import FailureScope, utc_now
+from hookline.schemas.text import control_character
 
 logger = logging.getLogger(__name__)
 
@@ -258,10 +259,12 @@ def _set_body(message: EmailMessage, body: str, content_type: Literal["text", "h
 
 
 def _one_line(what: str, value: str) -> str:
-    if "\r" in value or "\n" in value:
+    # Event data can bring any character into a rendered subject; a line break could inject
+    # headers, and the email package refuses other separators (U+0085, U+2028) with a bare error.
+    problem = control_character(value)
+    if problem:
         raise DeliveryError(
-            f"{what} contains a line break (CR or LF); refused, as it could inject headers",
-            retryable=False,
+            f"{what} {problem}; refused, as it could inject headers", retryable=False
         )
     return value
 

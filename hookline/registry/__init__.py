@@ -6,6 +6,7 @@ from hookline.registry.connection import connect_redis
 from hookline.registry.delivery_log import DeliveryLog
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.outcomes import OutcomeRecorder
+from hookline.registry.rate_limits import Rate, RateLimits
 from hookline.registry.recipients import ReachedRecipients
 from hookline.registry.store import WebhookPage, WebhookStore
 
@@ -13,6 +14,8 @@ __all__ = [
     "ApiKeyStore",
     "DeliveryLog",
     "OutcomeRecorder",
+    "Rate",
+    "RateLimits",
     "ReachedRecipients",
     "RegistryKeys",
     "WebhookCache",

@@ -9,6 +9,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from hookline.registry.keys import RegistryKeys
+from hookline.schemas.common import organization_id
 
 API_KEY_PREFIX = "sk_"
 
@@ -26,7 +27,9 @@ class ApiKeyStore:
         self._keys = keys
 
     async def create(self, org: str) -> str:
-        """A new key for `org`; the key itself is returned once and never stored."""
+        """A new key for `org`; the key itself is returned once and never stored. ValueError if
+        `org` is not an organization id the API can serve."""
+        organization_id(org)
         api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         key_hash = _hash(api_key)
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -39,8 +42,12 @@ class ApiKeyStore:
         """The organization the key belongs to, or None for an unknown or revoked key."""
         if not api_key.startswith(API_KEY_PREFIX):
             return None
-        org = await self._redis.get(self._keys.api_key(_hash(api_key)))
-        return cast(str | None, org)
+        org = cast(str | None, await self._redis.get(self._keys.api_key(_hash(api_key))))
+        # A key issued for a malformed id (before `create` checked it) authorizes nothing.
+        try:
+            return None if org is None else organization_id(org)
+        except ValueError:
+            return None
 
     async def revoke(self, api_key: str) -> bool:
         """Make the key unusable; False if it was not a valid key."""

@@ -7,12 +7,13 @@ import contextlib
 import functools
 import logging
 import time
-from collections import OrderedDict
 from typing import Any
 
+from cachetools import LRUCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hookline.backoff import Backoff
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.store import WebhookStore
 from hookline.schemas import Webhook, WebhookEventType
@@ -22,7 +23,6 @@ logger = logging.getLogger(__name__)
 _Entry = tuple[float, tuple[Webhook, ...]]
 _Key = tuple[str, WebhookEventType]
 _Read = tuple[tuple[int, int], "asyncio.Future[tuple[Webhook, ...]]"]
-_RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 class WebhookCache:
@@ -45,13 +45,13 @@ class WebhookCache:
         self._redis = redis
         self._keys = keys
         self._ttl = ttl
-        self._max_organizations = max_organizations
-        self._entries: OrderedDict[str, dict[WebhookEventType, _Entry]] = OrderedDict()
+        self._entries: LRUCache[str, dict[WebhookEventType, _Entry]] = LRUCache(max_organizations)
         self._epoch = 0
         self._generations: dict[str, int] = {}
         self._live = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._reads: dict[_Key, _Read] = {}
+        self._resubscribing = Backoff()
 
     async def start(self, ready_timeout: float = 10.0) -> None:
         """Subscribe to change notices; returns once the subscription is live."""
@@ -107,9 +107,6 @@ class WebhookCache:
     ) -> None:
         by_type = self._entries.setdefault(org, {})
         by_type[event_type] = (time.monotonic() + self._ttl, webhooks)
-        self._entries.move_to_end(org)
-        while len(self._entries) > self._max_organizations:
-            self._entries.popitem(last=False)
 
     def _invalidate(self, org: str) -> None:
         self._generations[org] = self._generations.get(org, 0) + 1
@@ -122,14 +119,12 @@ class WebhookCache:
         self._generations.clear()
 
     async def _listen_routine(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._listen()
             except (RedisError, OSError) as exc:
                 self._forget_everything()
-                delay = _RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)]
-                failures += 1
+                delay = self._resubscribing.next_delay()
                 logger.warning("change notices lost (%s); resubscribing in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
 
@@ -143,5 +138,6 @@ class WebhookCache:
         if message["type"] == "subscribe":
             self._forget_everything()
             self._live.set()
+            self._resubscribing.reset()
         elif message["type"] == "message":
             self._invalidate(str(message["data"]))

@@ -7,7 +7,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import FullJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from hookline.settings import Settings
@@ -22,7 +22,7 @@ def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
         "decode_responses": True,
         "health_check_interval": 15,
         "socket_connect_timeout": 5,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+        "retry": Retry(FullJitterBackoff(cap=1.0, base=0.05), retries=3),
         "retry_on_error": [ConnectionError, TimeoutError],
     }
     options.update(parse_url(settings.redis_url))  # as from_url does: the URL's options win

@@ -52,6 +52,12 @@ class RegistryKeys:
         return f"{self.prefix}:{{{org}}}:reached:{delivery_id}"
 
     @property
+    def rate_limits(self) -> str:
+        """Prefix of rate-limit windows, each a list of the window's hit times; the `limits`
+        library appends `LIMITER/<scope>/<ids>/<amount>/<seconds>/second` to it."""
+        return f"{self.prefix}:rate"
+
+    @property
     def changes(self) -> str:
         """Pub/sub channel of change notices: each message is an organization id."""
         return f"{self.prefix}:changes"

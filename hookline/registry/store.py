@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError
+from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError, WebhookQuotaError
 from hookline.registry.encryption import RecordCipher
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
 from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.text import FROM_STORE
 
 _CONFIG = "config"
 _LAST_ERROR = "last_error"
@@ -91,7 +92,7 @@ def _decode(fields: dict[str, str], cipher: RecordCipher) -> Webhook | None:
     config = fields.get(_CONFIG)
     if config is None:
         return None
-    webhook = Webhook.model_validate_json(_plain(config, cipher))
+    webhook = Webhook.model_validate_json(_plain(config, cipher), context=FROM_STORE)
     outcome: dict[str, object] = {}
     if _LAST_ERROR in fields:
         outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
@@ -123,17 +124,30 @@ class WebhookStore:
         self._cipher = cipher
         self._record_outcome = redis.register_script(_RECORD_OUTCOME)
 
-    async def create(self, org: str, config: WebhookConfig) -> Webhook:
-        """Store a new webhook with a generated id and announce the change."""
+    async def create(self, org: str, config: WebhookConfig, most: int | None = None) -> Webhook:
+        """Store a new webhook with a generated id and announce the change. With `most`, only
+        while the organization has fewer webhooks (else WebhookQuotaError): the count is watched
+        up to the write, so concurrent creates cannot pass it together."""
         webhook = Webhook.new(org, config)
+        index = self._keys.webhooks(org)
         async with self._redis.pipeline(transaction=True) as pipe:
-            stored = _encode(webhook, self._cipher)
-            pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, stored)
-            pipe.zadd(self._keys.webhooks(org), {_order_member(webhook): 0})
-            self._queue_index_update(pipe, None, webhook)
-            pipe.publish(self._keys.changes, org)
-            await pipe.execute()
-        return webhook
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    if most is not None:
+                        await pipe.watch(index)
+                        if await pipe.zcard(index) >= most:
+                            raise WebhookQuotaError(most)
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                    stored = _encode(webhook, self._cipher)
+                    pipe.hset(self._keys.webhook(org, webhook.webhook_id), _CONFIG, stored)
+                    pipe.zadd(index, {_order_member(webhook): 0})
+                    self._queue_index_update(pipe, None, webhook)
+                    pipe.publish(self._keys.changes, org)
+                    await pipe.execute()
+                    return webhook
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError("the organization's webhooks kept changing; try again")
 
     async def get(self, org: str, webhook_id: str) -> Webhook:
         """The webhook, or WebhookNotFoundError (also for another organization's id)."""

@@ -8,6 +8,7 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from enum import StrEnum
+from ipaddress import ip_address
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -19,11 +20,23 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from hookline.schemas.common import Secret, StrictModel, UtcDatetime, utc_now
+from hookline.schemas.text import (
+    MultiLine,
+    SingleLine,
+    SingleLineHttpUrl,
+    SingleLineSecret,
+    control_character,
+    from_store,
+    host_problem,
+)
 
 TEMPLATE_MAX_LENGTH = 65_536
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -42,7 +55,7 @@ RESERVED_HEADERS = frozenset(
 )
 """Headers a webhook's custom `headers` may not set: signing and framing belong to hookline."""
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -55,8 +68,13 @@ class ChannelType(StrEnum):
     SMS = "sms"
 
 
-Template = Annotated[str, StringConstraints(min_length=1, max_length=TEMPLATE_MAX_LENGTH)]
-E164Number = Annotated[str, StringConstraints(pattern=r"^\+[1-9]\d{1,14}$")]
+Template = Annotated[
+    str, StringConstraints(min_length=1, max_length=TEMPLATE_MAX_LENGTH), MultiLine
+]
+E164Number = Annotated[str, SingleLine, StringConstraints(pattern=r"^\+[1-9][0-9]{1,14}$")]
+"""E.164: ASCII digits only (`\\d` would take any script's digits)."""
+SlackText = Annotated[str, StringConstraints(min_length=1, max_length=100), SingleLine]
+SlackUsername = Annotated[str, StringConstraints(min_length=1, max_length=80), SingleLine]
 
 
 def new_signing_secret() -> SecretStr:
@@ -82,13 +100,43 @@ def _check_signing_secret(value: SecretStr) -> SecretStr:
     return value
 
 
-def _check_http_url(value: SecretStr) -> SecretStr:
-    HttpUrl(value.get_secret_value())
-    return value
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def slack_webhook_url(text: str) -> str:
+    """`text` as a Slack incoming-webhook URL: stripped, scheme and host lowercased, https (plain
+    http only to a loopback host, a local stand-in). ValueError says what is wrong; it never
+    quotes the URL, a secret."""
+    text = text.strip()
+    problem = control_character(text)
+    if problem:
+        raise ValueError(problem)
+    try:
+        url = _HTTP_URL.validate_python(text)
+    except ValidationError as exc:
+        raise ValueError(f"is not a URL: {exc.errors()[0]['msg']}") from None
+    if url.scheme != "https" and not _is_loopback(url.host or ""):
+        raise ValueError("must be an https URL (plain http only to a loopback host)")
+    problem = host_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return str(url)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_slack_webhook_url(value: SecretStr, info: ValidationInfo) -> SecretStr:
+    # A URL saved before these checks loads as it was; the channel checks it again at send.
+    return value if from_store(info) else SecretStr(slack_webhook_url(value.get_secret_value()))
 
 
 SigningSecret = Annotated[Secret, AfterValidator(_check_signing_secret)]
-SecretHttpUrl = Annotated[Secret, AfterValidator(_check_http_url)]
+SlackWebhookUrl = Annotated[Secret, AfterValidator(_check_slack_webhook_url)]
 
 
 class ExpiringSecret(StrictModel):
@@ -101,7 +149,7 @@ class ExpiringSecret(StrictModel):
 class HttpConfigs(StrictModel):
     """An HTTP endpoint that receives a signed JSON POST."""
 
-    url: HttpUrl
+    url: SingleLineHttpUrl
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     payload_template: Template | None = None
     timeout: float = Field(10.0, ge=1, le=30, description="Seconds to wait for the endpoint.")
@@ -133,26 +181,38 @@ class HttpConfigs(StrictModel):
     @classmethod
     def _safe_headers(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a valid header name")
-            if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by hookline and cannot be replaced")
-            if "\r" in value or "\n" in value or len(value) > 8192:
-                raise ValueError(f"header {name!r} has a line break or is over 8192 characters")
+            problem = _header_problem(name, value)
+            if problem:
+                raise ValueError(problem)
         return headers
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """Why the custom header `name: value` may not be sent, or None."""
+    if problem := control_character(name):
+        return f"a header name {problem}"
+    if not _HEADER_NAME.fullmatch(name):
+        return f"{name[:100]!r} is not a valid header name"
+    if name.lower() in RESERVED_HEADERS:
+        return f"header {name!r} is set by hookline and cannot be replaced"
+    if problem := control_character(value):
+        return f"the value of header {name!r} {problem}"
+    if len(value) > 8192:
+        return f"the value of header {name!r} is over 8192 characters"
+    return None
 
 
 class SlackConfigs(StrictModel):
     """A Slack incoming webhook, or a bot token and a channel for `chat.postMessage`."""
 
-    webhook_url: SecretHttpUrl | None = None
-    bot_token: Secret | None = None
-    channel_id: str | None = Field(None, min_length=1, max_length=100)
-    workspace_id: str | None = Field(None, min_length=1, max_length=100)
-    channel: str | None = Field(None, min_length=1, max_length=100)
-    username: str | None = Field(None, min_length=1, max_length=80)
+    webhook_url: SlackWebhookUrl | None = None
+    bot_token: SingleLineSecret | None = None
+    channel_id: SlackText | None = None
+    workspace_id: SlackText | None = None
+    channel: SlackText | None = None
+    username: SlackUsername | None = None
     icon_emoji: str | None = Field(None, pattern=r"^:[a-z0-9_+\-']+:$")
-    icon_url: HttpUrl | None = None
+    icon_url: SingleLineHttpUrl | None = None
     blocks_template: Template | None = None
 
     @model_validator(mode="after")
@@ -171,7 +231,9 @@ class EmailConfigs(StrictModel):
     to_addresses: list[EmailStr] = Field(min_length=1, max_length=50)
     cc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
     bcc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
-    subject_template: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    subject_template: (
+        Annotated[str, StringConstraints(min_length=1, max_length=1000), SingleLine] | None
+    ) = None
     body_template: Template | None = None
     content_type: Literal["text", "html"] = "text"
 
@@ -180,7 +242,9 @@ class SmsConfigs(StrictModel):
     """Phone numbers (E.164) that each receive one text message."""
 
     phone_numbers: list[E164Number] = Field(min_length=1, max_length=20)
-    message_template: Annotated[str, StringConstraints(min_length=1, max_length=1600)] | None = None
+    message_template: (
+        Annotated[str, StringConstraints(min_length=1, max_length=1600), MultiLine] | None
+    ) = None
 
 
 class HttpChannel(StrictModel):

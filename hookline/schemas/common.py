@@ -16,6 +16,8 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     SerializationInfo,
+    StringConstraints,
+    TypeAdapter,
     ValidationError,
 )
 
@@ -87,3 +89,19 @@ def validation_summary(exc: ValidationError, whole: str, limit: int = 5) -> str:
     return "; ".join(
         f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()[:limit]
     )
+
+
+OrganizationId = Annotated[str, StringConstraints(pattern=ORGANIZATION_ID_PATTERN)]
+"""An organization's `internal_id`: the only form the API, the worker and the CLI accept."""
+_ORGANIZATION_ID: TypeAdapter[str] = TypeAdapter(OrganizationId)
+
+
+def organization_id(text: str) -> str:
+    """`text` if it is an OrganizationId, else ValueError saying the form it must have."""
+    try:
+        return _ORGANIZATION_ID.validate_python(text)
+    except ValidationError:
+        raise ValueError(
+            f"{text[:100]!r} is not an organization internal_id: it must be 'int_' followed by "
+            "24 letters, digits, '-' or '_'"
+        ) from None

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from hookline.schemas.common import ORGANIZATION_ID_PATTERN, UtcDatetime
+from hookline.schemas.common import OrganizationId, UtcDatetime
 from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.text import SingleLine
 
 _PUBLISHABLE = frozenset(t.value for t in WebhookEventType) - {WebhookEventType.ALL.value}
 
@@ -27,8 +28,8 @@ class EventEnvelope(BaseModel):
     # Unknown fields are ignored so that publishers can add fields before workers know them.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200), SingleLine]
     event_type: Annotated[WebhookEventType, BeforeValidator(_known_type)]
-    internal_id: Annotated[str, StringConstraints(pattern=ORGANIZATION_ID_PATTERN)]
+    internal_id: OrganizationId
     occurred_at: UtcDatetime
     data: dict[str, Any] = Field(description="The event's payload, a JSON object.")

@@ -9,15 +9,16 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from hookline.schemas.channel_configs import Channel
 from hookline.schemas.common import (
-    ORGANIZATION_ID_PATTERN,
     WEBHOOK_ID_PATTERN,
     FailureScope,
+    OrganizationId,
     StrictModel,
     UtcDatetime,
     new_webhook_id,
     utc_now,
 )
 from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.text import SingleLine
 
 MAX_CHANNELS = 20
 
@@ -29,7 +30,9 @@ def _no_duplicates(types: list[WebhookEventType]) -> list[WebhookEventType]:
     return types
 
 
-WebhookName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+WebhookName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+]
 EventTypes = Annotated[
     list[WebhookEventType],
     Field(min_length=1, json_schema_extra={"uniqueItems": True}),
@@ -37,7 +40,6 @@ EventTypes = Annotated[
 ]
 Channels = Annotated[list[Channel], Field(min_length=1, max_length=MAX_CHANNELS)]
 WebhookId = Annotated[str, StringConstraints(pattern=WEBHOOK_ID_PATTERN)]
-OrganizationId = Annotated[str, StringConstraints(pattern=ORGANIZATION_ID_PATTERN)]
 
 
 class WebhookConfig(StrictModel):

@@ -9,7 +9,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from hookline.channels.base import Destination
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
@@ -204,6 +204,13 @@ class Refuse(NamedTuple):
     reason: str
 
 
+class SendRate(Protocol):
+    """An organization's rate of sends, shared between workers (`worker.send_rate`)."""
+
+    async def over(self, notification: Notification) -> Defer | None:
+        """Count the send and None, or a Defer if the organization's rate is used up."""
+
+
 class Ticket:
     """An admitted delivery: what it counts against until it ends."""
 
@@ -315,11 +322,16 @@ class Admission:
     """Decides for every delivery, in one call, whether it goes now, waits, or never goes."""
 
     def __init__(
-        self, limits: AdmissionLimits, clock: Clock = time.monotonic, wall: Clock = time.time
+        self,
+        limits: AdmissionLimits,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+        send_rate: SendRate | None = None,
     ) -> None:
         self.limits = limits
         self._clock = clock
         self._wall = wall
+        self._send_rate = send_rate
         self._endpoints: OrderedDict[str, _Lane] = OrderedDict()
         self._hosts: OrderedDict[str, _Lane] = OrderedDict()
         self._orgs: dict[str, _Share] = {}
@@ -363,12 +375,17 @@ class Admission:
             loads = (share, host_share)
         return Admit(Ticket(self, notification, endpoint, host, loads))
 
-    async def send(self, ticket: Ticket, send: Send) -> DeliveryAttempt | Defer:
-        """Send through `send` once the endpoint, then its host, have a slot for it; a Defer if
-        one turned slow first. The ticket ends either way."""
+    async def send(self, ticket: Ticket, send: Send) -> DeliveryAttempt | Defer | Refuse:
+        """Send through `send` once the organization's send rate has room for it and the
+        endpoint, then its host, have a slot for it; a Defer if the rate is used up or a lane
+        turned slow first (a Refuse if held back too long). The ticket ends either way."""
         endpoint, host = ticket.endpoint, ticket.host
         taken: list[_Lane] = []
         try:
+            if self._send_rate is not None:
+                over = await self._send_rate.over(ticket.notification)
+                if over is not None:
+                    return self._refused_if_too_long(ticket.notification, over)
             for lane, what, scope in (
                 (endpoint, "endpoint", FailureScope.ENDPOINT),
                 (host, "host", FailureScope.HOST),

@@ -10,13 +10,13 @@ from typing import TypeVar
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from hookline.backoff import Backoff
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError)
-_FIRST_DELAY = 0.1
-_MAX_DELAY = 5.0
 
 
 async def until_done(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
@@ -24,11 +24,11 @@ async def until_done(operation: Callable[[], Awaitable[T]], *, what: str) -> T:
 
     The event stays unfinished (so uncommitted) while this waits; shutdown cancels the wait.
     """
-    delay = _FIRST_DELAY
+    backoff = Backoff()
     while True:
         try:
             return await operation()
         except INFRASTRUCTURE_ERRORS as exc:
+            delay = backoff.next_delay()
             logger.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_DELAY)

@@ -14,6 +14,7 @@ from hookline.channels.catalog import ChannelCatalog
 from hookline.registry import (
     DeliveryLog,
     OutcomeRecorder,
+    RateLimits,
     ReachedRecipients,
     RegistryKeys,
     WebhookCache,
@@ -28,6 +29,7 @@ from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
 from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
+from hookline.worker.send_rate import SendRates
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,8 @@ class Components:
             started.pop_all()
         router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics)
         recorder = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl)
-        admission = Admission(admission_limits(settings))
+        send_rates = SendRates(RateLimits(redis, keys), settings.quotas)
+        admission = Admission(admission_limits(settings), send_rate=send_rates)
         metrics.watch_breakers(admission.breaker_states)
         dispatcher = Dispatcher(
             cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay

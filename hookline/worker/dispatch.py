@@ -258,7 +258,7 @@ class Dispatcher:
                 tickets[0].hold.add(ticket)
             tickets.append(ticket)
             attempt = await self.admission.send(ticket, channel.send)
-        if isinstance(attempt, Defer):  # waited for a slot until the endpoint turned slow
+        if isinstance(attempt, Defer | Refuse):  # over the send rate, or a lane turned slow
             [result] = await self._hold_back([(notification, attempt)])
             return result
         await self._record(notification, attempt)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from hookline.backoff import Backoff
 from hookline.errors import HooklineError
 
 logger = logging.getLogger(__name__)
@@ -24,14 +25,11 @@ KAFKA_DEFAULT_LIMIT = 1_048_588
 _BATCH_OVERHEAD = 61 + 32
 """A record batch's header, and a record's own fields at their widest: a record alone in its
 batch must fit the topic's limit with them."""
-_FIRST_DELAY = 0.1
-_MAX_DELAY = 5.0
 ROUND_LINGER = 0.2
-"""Seconds a round that nobody waits for gathers records before it is sent. A round costs some
-0.7 ms of CPU whatever it carries (bench/RESULTS.md, session 17): sent as soon as the round
-before was acknowledged, a dead destination's deferrals left a few at a time at an ordinary
-rate, at some 30 us a record against 5 to 8 us once rounds gather. Deferrals are due seconds
-later, so the wait costs nothing."""
+"""Seconds a round that nobody waits for gathers records before it is sent. A round has a fixed
+CPU cost whatever it carries, so rounds of a few records (a dead destination's deferrals trickling
+in) cost several times more per record than gathered ones; deferrals are due seconds later, so
+the wait costs nothing."""
 FULL_ROUND = 2000
 """Records at which a round is sent without gathering any longer."""
 
@@ -153,12 +151,13 @@ class RecordPublisher:
 
     async def _send_until_acknowledged(self, produce_round: _Round) -> None:
         """Send the round, again after each failure, backing off."""
-        delay = _FIRST_DELAY
+        backoff = Backoff()
         while True:
             try:
                 await produce_round.send(self._producer)
                 return
             except Exception as exc:  # any: dropping the round would lose its records
+                delay = backoff.next_delay()
                 logger.warning(
                     "publishing a round of %d records failed (%r); retrying in %.1fs",
                     len(produce_round.records),
@@ -166,7 +165,6 @@ class RecordPublisher:
                     delay,
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, _MAX_DELAY)
 
 
 class _Round:

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from hookline.backoff import Backoff
 from hookline.schemas.retries import RetryRecord
 from hookline.settings import Settings
 from hookline.worker.admission import EventHold
@@ -29,10 +30,9 @@ _POLL_MS = 100
 _LAG_REPORT_INTERVAL = 5.0
 _STALL_AFTER = 60.0
 _COMMIT_WAIT = 30.0
-# The broker answers a fetch once it has this much, or after this wait. Fetching each message as
-# it arrives (aiokafka's defaults) cost 0.77 of a core at 1,000 events/s against 0.59 with these;
-# 64 KiB and 10 ms saved a little more (0.55) but gave a longer latency tail: p99 91 to 546 ms in
-# five runs against 46 to 74 ms in four of five (474 in one; bench/RESULTS.md).
+# The broker answers a fetch once it has this much, or after this wait: fetching each message as
+# it arrives (aiokafka's defaults) costs a quarter more CPU at a steady rate, and waiting longer
+# for more saves little while it lengthens the latency tail (the bench's latency section).
 _FETCH_MIN_BYTES = 16 * 1024
 _FETCH_MAX_WAIT_MS = 5
 _COMMIT_INTERVAL = 1.0
@@ -74,6 +74,7 @@ class Worker:
         self._consumer: AIOKafkaConsumer | None = None
         self._committing: asyncio.Task[None] | None = None
         self._last_commit = 0.0
+        self._refetching = Backoff(cap=1.0)  # short: the consume loop also commits and reports
 
     def stop(self) -> None:
         """Ask the worker to stop fetching, drain and exit (safe to call from a signal handler)."""
@@ -132,9 +133,11 @@ class Worker:
         try:
             batch = await consumer.getmany(timeout_ms=_POLL_MS, max_records=self._room())
         except KafkaError as exc:
-            logger.warning("fetch failed (%r); retrying", exc)
-            await asyncio.sleep(1)
+            delay = self._refetching.next_delay()
+            logger.warning("fetch failed (%r); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
             return
+        self._refetching.reset()
         for tp, messages in batch.items():
             self._take(tp, messages)
 

@@ -7,11 +7,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from hookline.channels.catalog import ChannelContext, open_context
 from hookline.channels.slack_message import SlackMessageChannel
 from hookline.demo.peers.slack_api import SlackStandIn
-from hookline.schemas import DeliveryOutcome, Notification
+from hookline.registry import RegistryKeys, WebhookStore
+from hookline.registry.encryption import RecordCipher
+from hookline.schemas import (
+    ChannelType,
+    DeliveryOutcome,
+    Notification,
+    SlackChannel,
+    SlackConfigs,
+    WebhookConfig,
+    new_organization_id,
+    notifications_for,
+)
 from hookline.schemas.common import FailureScope
 from hookline.settings import Settings, SlackSettings
 from tests.channels.contract import ChannelContract, notification_for
@@ -329,3 +342,41 @@ async def test_each_workspace_credential_is_its_own_endpoint_on_the_shared_host(
     for destination in destinations:
         assert slack_standin.bot_token not in destination.endpoint
         assert slack_standin.hook_path not in destination.endpoint
+
+
+LEGACY_URLS = {
+    "port 0": "http://127.0.0.1:0{hook}",
+    "empty host label": "https://hooks..slack.invalid{hook}",
+    "control character": "{base}{hook}?from=a\x0bb",
+}
+"""Webhook URLs the schema took before it checked them, each a way to fail on every attempt."""
+
+
+@pytest.mark.parametrize("kind", sorted(LEGACY_URLS))
+async def test_a_malformed_webhook_url_saved_before_it_was_checked_fails_for_good(
+    channel: SlackMessageChannel,
+    slack_standin: SlackStandIn,
+    redis: Redis,
+    key_prefix: str,
+    cipher: RecordCipher,
+    kind: str,
+) -> None:
+    url = LEGACY_URLS[kind].format(base=slack_standin.base_url, hook=slack_standin.hook_path)
+    store = WebhookStore(redis, RegistryKeys(key_prefix), cipher)
+    legacy = SlackChannel(
+        channel=ChannelType.SLACK, configs=SlackConfigs.model_construct(webhook_url=SecretStr(url))
+    )
+    org = new_organization_id()
+    saved = await store.create(
+        org, WebhookConfig(webhook_name="Old", event_types=["*"], channels=[legacy])
+    )
+    webhook = await store.get(org, saved.webhook_id)  # it still loads
+    [notification] = notifications_for(make_event(org), webhook)
+
+    channel.destination(notification)
+    attempt = await channel.send(notification)
+
+    assert attempt.outcome is DeliveryOutcome.PERMANENT, attempt.error
+    assert attempt.error is not None and attempt.error.startswith("the Slack webhook_url ")
+    assert slack_standin.hook_path.rsplit("/", 1)[1] not in attempt.error
+    assert slack_standin.messages == []

@@ -319,24 +319,21 @@ async def test_closed_port_is_retryable(build_channel: BuildChannel) -> None:
     assert f"127.0.0.1:{closed_port}" in (attempt.error or "")
 
 
-@pytest.mark.parametrize(
-    ("subject_template", "title"),
-    [
-        ("x\r\nBcc: evil@example.com", "plain"),
-        ("Alert: {{ event.data.title }}", "x\nBcc: evil@example.com"),
-    ],
-)
-async def test_line_break_in_subject_is_refused(
-    channel: SmtpEmailChannel, smtp_server: SmtpReceiver, subject_template: str, title: str
+@pytest.mark.parametrize("separator", ["\r\n", "\n", "\x0b", "\x85", "\u2028", "\x00"])
+async def test_a_control_character_from_event_data_in_the_subject_is_refused(
+    channel: SmtpEmailChannel, smtp_server: SmtpReceiver, separator: str
 ) -> None:
+    subject_template = "Alert: {{ event.data.title }}"
     notification = email(to_addresses=["ops@example.com"], subject_template=subject_template)
+    title = f"x{separator}Bcc: evil@example.com"
     event = notification.event.model_copy(update={"data": {"title": title}})
 
     attempt = await channel.send(notification._replace(event=event))
 
     assert_failed(attempt, DeliveryOutcome.PERMANENT, None)
     assert "subject_template" in (attempt.error or "")
-    assert "line break" in (attempt.error or "")
+    assert f"U+{ord(separator[0]):04X}" in (attempt.error or "")
+    assert "internal error" not in (attempt.error or "")
     assert smtp_server.messages == []
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -46,7 +50,25 @@ def webhook_config(
     )
 
 
-async def command_calls(redis: Redis, command: str) -> int:
-    """How many times the Redis server has run `command` (to show what a call costs)."""
-    stats = await redis.info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+@asynccontextmanager
+async def commands_on(redis: Redis, key_prefix: str) -> AsyncIterator[Counter[str]]:
+    """Counts by name the commands that clients send on keys under `key_prefix` while the block
+    runs (to show what a call costs). Read from MONITOR, so other clients of the server, and the
+    commands scripts run inside Redis, do not count."""
+    seen: Counter[str] = Counter()
+    marker = f"{key_prefix}:end-of-count"
+    async with redis.monitor() as monitor:
+
+        async def listen() -> None:
+            while True:
+                command = await monitor.next_command()
+                line = str(command["command"])
+                if marker in line:
+                    return
+                if key_prefix in line and command["client_type"] != "lua":
+                    seen[line.split(" ", 1)[0].lower()] += 1
+
+        listening = asyncio.create_task(listen())
+        yield seen
+        await redis.echo(marker)
+        await asyncio.wait_for(listening, 5)

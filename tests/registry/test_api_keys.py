@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from hookline.registry import ApiKeyStore
@@ -48,6 +49,38 @@ async def test_a_revoked_key_stops_working(api_keys: ApiKeyStore, org: str) -> N
     assert await api_keys.organization_of(key) is None
     assert await api_keys.organization_of(kept) == org
     assert await api_keys.revoke(key) is False
+
+
+MALFORMED_ORGANIZATION_IDS = [
+    "x}:y",
+    "int_" + "a" * 24 + "\n",
+    "int_" + "a" * 23 + "\x00",
+    "int_" + "a" * 23 + "}",
+    "int_short",
+    "",
+]
+"""Ids the API cannot serve: a key for one would fail every call."""
+
+
+@pytest.mark.parametrize("org", MALFORMED_ORGANIZATION_IDS)
+async def test_no_key_is_issued_for_a_malformed_organization_id(
+    api_keys: ApiKeyStore, redis: Redis, key_prefix: str, org: str
+) -> None:
+    with pytest.raises(ValueError, match="is not an organization internal_id"):
+        await api_keys.create(org)
+
+    assert [name async for name in redis.scan_iter(match=f"{key_prefix}:*")] == []
+
+
+async def test_a_key_stored_for_a_malformed_organization_id_authorizes_nothing(
+    api_keys: ApiKeyStore, org: str, redis: Redis, key_prefix: str
+) -> None:
+    key = await api_keys.create(org)
+    # As a key issued before the id was checked: its record names an id the API cannot serve.
+    async for name in redis.scan_iter(match=f"{key_prefix}:*", _type="string"):
+        await redis.set(name, "x}:y")
+
+    assert await api_keys.organization_of(key) is None
 
 
 def _text(value: object) -> str:

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from hookline.registry import DeliveryLog, OutcomeRecorder, RegistryKeys, WebhookStore
 from hookline.schemas import DeliveryAttempt, DeliveryOutcome, new_organization_id
 from hookline.schemas.common import FailureScope, utc_now
-from tests.registry.conftest import command_calls, webhook_config
+from tests.registry.conftest import commands_on, webhook_config
 
 
 def attempt(webhook_id: str, delivery_id: str, outcome: DeliveryOutcome) -> DeliveryAttempt:
@@ -70,18 +70,18 @@ async def test_markers_expire_after_the_ttl(redis: Redis, keys: RegistryKeys) ->
 
 
 async def test_a_burst_of_lookups_costs_one_mget_per_organization(
-    redis: Redis, keys: RegistryKeys
+    redis: Redis, keys: RegistryKeys, key_prefix: str
 ) -> None:
     org_a, org_b = new_organization_id(), new_organization_id()
     outcomes = recorder(redis, keys)
-    before = await command_calls(redis, "mget")
 
-    await asyncio.gather(
-        *(outcomes.delivered(org_a, [f"msg_a{n}"]) for n in range(50)),
-        *(outcomes.delivered(org_b, [f"msg_b{n}"]) for n in range(50)),
-    )
+    async with commands_on(redis, key_prefix) as calls:
+        await asyncio.gather(
+            *(outcomes.delivered(org_a, [f"msg_a{n}"]) for n in range(50)),
+            *(outcomes.delivered(org_b, [f"msg_b{n}"]) for n in range(50)),
+        )
 
-    assert await command_calls(redis, "mget") - before == 2
+    assert calls["mget"] == 2
 
 
 async def test_a_deferral_is_logged_as_such_and_leaves_the_webhook_alone(
@@ -114,7 +114,7 @@ async def test_a_deferral_is_logged_as_such_and_leaves_the_webhook_alone(
 
 
 async def test_a_batch_over_several_webhooks_is_one_command_that_writes_each_log_and_outcome(
-    redis: Redis, keys: RegistryKeys, store: WebhookStore
+    redis: Redis, keys: RegistryKeys, store: WebhookStore, key_prefix: str
 ) -> None:
     org = new_organization_id()
     first, second, idle, gone = [await store.create(org, webhook_config()) for _ in range(4)]
@@ -129,11 +129,10 @@ async def test_a_batch_over_several_webhooks_is_one_command_that_writes_each_log
         attempt(second.webhook_id, "msg_4", failed),
         attempt(gone.webhook_id, "msg_5", ok),
     ]
-    before = await command_calls(redis, "eval")
+    async with commands_on(redis, key_prefix) as calls:
+        await asyncio.gather(*(outcomes.record(org, a) for a in batch))
 
-    await asyncio.gather(*(outcomes.record(org, a) for a in batch))
-
-    assert await command_calls(redis, "eval") - before == 1
+    assert sum(calls.values()) == 1
     assert [a.delivery_id for a in await log.recent(org, first.webhook_id)] == ["msg_3", "msg_2"]
     assert [a.delivery_id for a in await log.recent(org, second.webhook_id)] == ["msg_4"]
     stored = {w.webhook_id: await store.get(org, w.webhook_id) for w in (first, second, idle)}

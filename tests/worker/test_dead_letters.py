@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,12 @@ POISON: dict[bytes, str] = {
     envelope(event_type="object.exploded"): "event_type",
     envelope(internal_id=None): "internal_id",
     envelope(event_type="*"): "wildcard",
+    # Control characters in an id that may reach a header or a subject:
+    envelope(event_id="evt_\x00_1"): "event_id: Value error, contains the control character U+0000",
+    envelope(event_id="evt_\u2028_2"): "event_id: Value error, contains the line separator U+2028",
+    envelope(
+        event_id="evt_\r\nX: y"
+    ): "event_id: Value error, contains the control character U+000D",
 }
 """Messages that are not valid events, and a word their dead letter's reason must contain."""
 
@@ -125,6 +132,8 @@ async def test_poison_messages_are_dead_lettered_and_the_worker_goes_on(
         await publish(*POISON, valid)
         await eventually(lambda: receiver.received)
         letters = await read_topic(worker_settings, worker_settings.dlq_topic, len(POISON))
+
+    assert [json.loads(r.body)["event_id"] for r in receiver.received] == [valid.event_id]
 
     by_message = {raw_message(letter): letter for letter in letters}
     assert set(by_message) == set(POISON)

@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import NOT_FOUND, WebhookId
+from hookline.api.routes import NOT_FOUND, RATE_LIMITED, WebhookId, rate_limited
 from hookline.api.sending import sample_event, send_test_event
 from hookline.api.views import DeliveryList, SentTestEvent
 from hookline.registry.delivery_log import LOG_LENGTH
 
-router = APIRouter(prefix="/v1/organizations/webhooks/{webhook_id}", tags=["deliveries"])
+router = APIRouter(
+    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["deliveries"], responses=RATE_LIMITED
+)
 
 
 @router.post(
@@ -21,12 +23,21 @@ router = APIRouter(prefix="/v1/organizations/webhooks/{webhook_id}", tags=["deli
     description="Deliver a test event (`data.test` is true) to every channel now, whether or "
     "not the webhook is active, and answer with each channel's outcome. The attempts are "
     "logged and set `last_error` / `last_success_at` like real deliveries.",
-    responses=NOT_FOUND,
+    responses={
+        **NOT_FOUND,
+        **rate_limited(
+            "Too many test sends to this webhook (`HOOKLINE_TEST_SENDS_PER_WEBHOOK_PER_MINUTE`) "
+            "or by this organization (`HOOKLINE_TEST_SENDS_PER_ORGANIZATION_PER_MINUTE`), too "
+            "many requests with this API key, or too many failed authentications from this "
+            "client; nothing was sent. The message names the limit."
+        ),
+    },
 )
 async def send_test(
     webhook_id: WebhookId, org: OrganizationId, services: Services
 ) -> SentTestEvent:
     webhook = await services.webhooks.get(org, webhook_id)
+    await services.throttle.test_send(org, webhook_id)
     event = sample_event(webhook)
     attempts = await send_test_event(services, webhook, event)
     return SentTestEvent(event_id=event.event_id, event_type=event.event_type, attempts=attempts)

@@ -10,17 +10,25 @@ from fastapi import APIRouter, Query, Response, status
 
 from hookline.api.changes import CreateBody, PatchBody, ReplaceBody
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import NOT_FOUND, Responses, WebhookId
+from hookline.api.routes import (
+    CHANNEL_QUOTAS,
+    NOT_FOUND,
+    RATE_LIMITED,
+    Responses,
+    WebhookId,
+    over_quota,
+)
 from hookline.api.services import ApiServices
 from hookline.api.views import WebhookList, WebhookView, WebhookWithNewSecrets
 from hookline.schemas import Webhook, WebhookConfig, WebhookEventType
 
-router = APIRouter(prefix="/v1/organizations/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/v1/organizations/webhooks", tags=["webhooks"], responses=RATE_LIMITED)
 
 _ONE = "/{webhook_id}"
 _WRITE_ERRORS: Responses = {
     **NOT_FOUND,
     409: {"description": "The webhook kept changing during the update; try again."},
+    **over_quota(CHANNEL_QUOTAS),
 }
 _KEEP_SECRETS = (
     " Secret fields that are left out, or sent back as the placeholder `**********`, keep "
@@ -34,11 +42,21 @@ _KEEP_SECRETS = (
     summary="Create a webhook",
     description="Subscribe channels to event types. The response shows each `webhook` "
     "channel's signing secret in full, this once.",
+    responses={
+        409: {"description": "The organization's webhooks kept changing; try again."},
+        **over_quota(
+            "the organization already has as many webhooks as allowed "
+            "(`HOOKLINE_MAX_WEBHOOKS_PER_ORGANIZATION`), or " + CHANNEL_QUOTAS
+        ),
+    },
 )
 async def create_webhook(
     org: OrganizationId, body: CreateBody, services: Services
 ) -> WebhookWithNewSecrets:
-    webhook = await services.webhooks.create(org, services.changes.create(body))
+    config = services.changes.create(body)
+    services.quotas.check_channels(config.channels)
+    most = services.quotas.webhooks_per_organization
+    webhook = await services.webhooks.create(org, config, most)
     return WebhookWithNewSecrets.after_write(webhook, None, services.secrets)
 
 
@@ -80,7 +98,8 @@ async def get_webhook(
 async def replace_webhook(
     webhook_id: WebhookId, body: ReplaceBody, org: OrganizationId, services: Services
 ) -> WebhookWithNewSecrets:
-    return await _update(services, org, webhook_id, partial(services.changes.replace, body))
+    change = partial(services.changes.replace, body)
+    return await _update(services, org, webhook_id, change, check_channels=True)
 
 
 @router.patch(
@@ -93,7 +112,8 @@ async def replace_webhook(
 async def patch_webhook(
     webhook_id: WebhookId, body: PatchBody, org: OrganizationId, services: Services
 ) -> WebhookWithNewSecrets:
-    return await _update(services, org, webhook_id, partial(services.changes.patch, body))
+    change = partial(services.changes.patch, body)
+    return await _update(services, org, webhook_id, change, check_channels="channels" in body)
 
 
 @router.delete(
@@ -129,13 +149,21 @@ async def rotate_secret(
 
 
 async def _update(
-    services: ApiServices, org: str, webhook_id: str, change: Callable[[Webhook], WebhookConfig]
+    services: ApiServices,
+    org: str,
+    webhook_id: str,
+    change: Callable[[Webhook], WebhookConfig],
+    check_channels: bool = False,
 ) -> WebhookWithNewSecrets:
+    """Apply `change`; with `check_channels` (the write sets them), within the channel quotas."""
     seen: list[Webhook] = []
 
     def recorded(current: Webhook) -> WebhookConfig:
         seen.append(current)  # the last one is what the update replaced
-        return change(current)
+        config = change(current)
+        if check_channels:
+            services.quotas.check_channels(config.channels)
+        return config
 
     webhook = await services.webhooks.update(org, webhook_id, recorded)
     return WebhookWithNewSecrets.after_write(webhook, seen[-1], services.secrets)
