@@ -114,6 +114,40 @@ class QuotaSettings(BaseSettings):
         return f"{self.env_name(field)}={getattr(self, field)}"
 
 
+class TemplateBudget(BaseSettings):
+    """What rendering one user-supplied template may spend, so that no template can hold up the
+    event loop or exhaust memory; a template over budget fails its delivery permanently."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_TEMPLATE_", frozen=True)
+
+    time_budget: float = Field(0.1, gt=0, le=10)
+    """Seconds one render may take (a duration such as `100ms`)."""
+    max_output: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Characters a rendered template may have; also the most characters or items any one value
+    it builds (a string, a list, a padded width) may hold."""
+    max_iterations: int = Field(100_000, ge=100, le=10_000_000)
+    """Loop iterations of one render, all loops and item-by-item filters together."""
+    max_memory: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    """Bytes of values one render may build, each counted with everything it holds."""
+    max_tokens: int = Field(4096, ge=64, le=1_000_000)
+    """Tokens of template syntax a template may have, which bounds the time to compile it."""
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _output_fits_memory(self) -> Self:
+        # A character may take four bytes, and the output is a value the render builds.
+        if self.max_memory < 4 * self.max_output:
+            raise ValueError(
+                "HOOKLINE_TEMPLATE_MAX_MEMORY must be at least four times "
+                "HOOKLINE_TEMPLATE_MAX_OUTPUT, so that the largest output fits"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of hookline; parts receive the slice they need."""
 
@@ -159,6 +193,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    template_budget: TemplateBudget = Field(default_factory=TemplateBudget)
 
     @field_validator("redis_url")
     @classmethod
@@ -203,7 +238,14 @@ class Settings(BaseSettings):
 
 _PREFIXES = {
     cls.__name__: cls.model_config.get("env_prefix", "")
-    for cls in (Settings, SlackSettings, SmtpSettings, TwilioSettings, QuotaSettings)
+    for cls in (
+        Settings,
+        SlackSettings,
+        SmtpSettings,
+        TwilioSettings,
+        QuotaSettings,
+        TemplateBudget,
+    )
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,3 +114,32 @@ def topics_of(settings: Settings) -> list[str]:
     """Every topic a worker with these settings reads or writes."""
     tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
     return [*settings.topics, *tiers.topics, settings.dlq_topic]
+
+
+class LagProbe:
+    """Sleeps 10 ms over and over on the event loop, and keeps the worst overrun it saw: how
+    long the loop was held up by other work."""
+
+    INTERVAL = 0.01
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.INTERVAL)
+            self.worst = max(self.worst, loop.time() - before - self.INTERVAL)
+
+
+@asynccontextmanager
+async def probing() -> AsyncIterator[LagProbe]:
+    """A LagProbe running on the event loop until the block ends."""
+    probe = LagProbe()
+    task = asyncio.create_task(probe.run())
+    try:
+        yield probe
+        await asyncio.sleep(2 * probe.INTERVAL)  # so that it sees a hold-up just before the end
+    finally:
+        task.cancel()

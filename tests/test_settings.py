@@ -52,6 +52,9 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ("HOOKLINE_SMTP_PORT", "smtp"),
         ("HOOKLINE_SMTP_TLS", "maybe"),
         ("HOOKLINE_SHUTDOWN_TIMEOUT", "-1"),
+        ("HOOKLINE_TEMPLATE_TIME_BUDGET", "0s"),
+        ("HOOKLINE_TEMPLATE_MAX_OUTPUT", "100"),
+        ("HOOKLINE_TEMPLATE_MAX_ITERATIONS", "lots"),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -59,6 +62,24 @@ def test_an_invalid_value_names_its_variable(
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_the_template_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKLINE_TEMPLATE_TIME_BUDGET", "250ms")
+    monkeypatch.setenv("HOOKLINE_TEMPLATE_MAX_OUTPUT", "65536")
+
+    budget = load_settings().template_budget
+
+    assert (budget.time_budget, budget.max_output) == (0.25, 65536)
+    assert (budget.max_iterations, budget.max_memory) == (100_000, 8 * 1024 * 1024)
+
+
+def test_a_template_memory_budget_smaller_than_the_output_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HOOKLINE_TEMPLATE_MAX_MEMORY", "1000000")
+    with pytest.raises(ConfigurationError, match="HOOKLINE_TEMPLATE_MAX_MEMORY must be at least"):
         load_settings()
 
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, GetPydanticSchema, ValidationError
 
 from hookline.api.redaction import ChannelSecrets
+from hookline.channels.templates import TemplateRenderer
 from hookline.schemas import (
     Channel,
     HttpConfigs,
@@ -46,22 +47,29 @@ class ConfigChanges:
     """Turns write bodies into configurations, or raises RequestValidationError (422)."""
 
     def __init__(
-        self, secrets: ChannelSecrets, channels: Mapping[str, type[BaseModel] | None]
+        self,
+        secrets: ChannelSecrets,
+        channels: Mapping[str, type[BaseModel] | None],
+        templates: TemplateRenderer,
     ) -> None:
-        """`channels`: the installed channels' names, each with its plugin's configs model."""
+        """`channels`: the installed channels' names, each with its plugin's configs model;
+        `templates` tries each template of a write within the template budget."""
         self._secrets = secrets
         self._channels = dict(channels)
+        self._templates = templates
 
     def create(self, body: dict[str, Any]) -> WebhookConfig:
         """The configuration of a new webhook."""
         config = _validate(WebhookCreate, self._restored(body, ()))
         self._check_installed(config.channels)
+        self._check_templates(config.channels)
         return config
 
     def replace(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
         """The configuration that replaces `current`'s."""
         config = _validate(WebhookReplace, self._restored(body, current.channels))
         self._check_installed(config.channels)
+        self._check_templates(config.channels)
         return _without_expired_secrets(config)
 
     def patch(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
@@ -70,6 +78,7 @@ class ConfigChanges:
         # Channels a patch leaves alone stay usable even if their plugin has gone since.
         if patch.channels is not None:
             self._check_installed(patch.channels)
+            self._check_templates(patch.channels)
         try:
             return _without_expired_secrets(patch.apply_to(current))
         except ValidationError as exc:
@@ -106,6 +115,20 @@ class ConfigChanges:
                 )
             elif isinstance(channel, PluginChannel):
                 errors += _plugin_config_errors(channel, self._channels[channel.channel], where)
+        if errors:
+            raise RequestValidationError(errors)
+
+    def _check_templates(self, channels: list[Channel]) -> None:
+        """Each template compiles and renders a sample event within the template budget."""
+        errors = [
+            {
+                "type": "value_error",
+                "loc": ("body", "channels", index, "configs", field),
+                "msg": f"{field} is {problem}",
+            }
+            for index, channel in enumerate(channels)
+            for field, problem in self._templates.trial(channel.configs)
+        ]
         if errors:
             raise RequestValidationError(errors)
 

@@ -76,7 +76,7 @@ def _services(
         outcomes=OutcomeRecorder(redis, keys, deliveries),
         catalog=catalog,
         secrets=secrets,
-        changes=ConfigChanges(secrets, catalog.configs_models()),
+        changes=ConfigChanges(secrets, catalog.configs_models(), catalog.renderer),
         quotas=Quotas(quotas),
         throttle=Throttle(RateLimits(redis, keys), quotas),
     )

@@ -60,7 +60,7 @@ async def open_context(
         settings=settings,
         guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),
         api_http=_session(pooled_connector(guarded=False, per_host=per_host)),
-        renderer=TemplateRenderer(),
+        renderer=TemplateRenderer(settings.template_budget),
         reached=reached,
     )
 
@@ -119,16 +119,23 @@ class _MissingChannel(DeliveryChannel):
 class ChannelCatalog:
     """Owns every channel and the HTTP sessions they share; one per process."""
 
-    def __init__(self, channels: dict[str, DeliveryChannel], sessions: list[aiohttp.ClientSession]):
+    def __init__(
+        self,
+        channels: dict[str, DeliveryChannel],
+        sessions: list[aiohttp.ClientSession],
+        renderer: TemplateRenderer,
+    ):
         self._channels = channels
         self._sessions = sessions
+        self.renderer = renderer
+        """The channels' template renderer, which also tries templates at save."""
 
     @classmethod
     def build(cls, context: ChannelContext) -> ChannelCatalog:
         """Every built-in channel, and every plugin (a plugin may replace a built-in)."""
         factories = {**builtin_factories(), **plugin_factories()}
         channels = {name: factory(context) for name, factory in factories.items()}
-        return cls(channels, [context.guarded_http, context.api_http])
+        return cls(channels, [context.guarded_http, context.api_http], context.renderer)
 
     def get(self, name: str) -> DeliveryChannel:
         """The channel that sends configs whose `channel` is `name`."""

@@ -168,7 +168,7 @@ class HttpEndpointChannel(DeliveryChannel):
         """POST the event; the endpoint's 2xx status, or DeliveryError classified by its answer."""
         configs = configs_of(notification, HttpConfigs)
         prepared = self._prepare(configs)
-        body = self._body(notification, configs)
+        body = await self._body(notification, configs)
         headers = prepared.headers | _signed(
             notification.delivery_id, body, prepared.signing_keys()
         )
@@ -212,10 +212,10 @@ class HttpEndpointChannel(DeliveryChannel):
         self._prepared[id(configs)] = (configs, prepared)
         return prepared
 
-    def _body(self, notification: Notification, configs: HttpConfigs) -> bytes:
+    async def _body(self, notification: Notification, configs: HttpConfigs) -> bytes:
         if configs.payload_template is None:
             return _json_bytes(event_payload(notification))
-        rendered = self._renderer.render(
+        rendered = await self._renderer.render(
             configs.payload_template, notification, field="payload_template"
         )
         return rendered.encode()

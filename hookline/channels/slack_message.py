@@ -69,7 +69,7 @@ class SlackMessageChannel(DeliveryChannel):
 
     async def deliver(self, notification: Notification) -> int | None:
         configs = configs_of(notification, SlackConfigs)
-        message = compose(notification, configs, self._context.renderer)
+        message = await compose(notification, configs, self._context.renderer)
         try:
             async with asyncio.timeout(TIMEOUT):
                 return await self._post(configs, message)
@@ -191,7 +191,7 @@ def _without_secrets(text: str, configs: SlackConfigs) -> str:
     return text
 
 
-def compose(
+async def compose(
     notification: Notification, configs: SlackConfigs, renderer: TemplateRenderer
 ) -> dict[str, Any]:
     """The message: fallback `text`, `blocks`, and the sender and channel overrides of `configs`."""
@@ -199,7 +199,9 @@ def compose(
     if configs.blocks_template is None:
         message["blocks"] = default_blocks(notification)
     else:
-        rendered = renderer.render(configs.blocks_template, notification, field="blocks_template")
+        rendered = await renderer.render(
+            configs.blocks_template, notification, field="blocks_template"
+        )
         message.update(templated_blocks(rendered))
     overrides = {
         "channel": configs.channel if configs.webhook_url is not None else None,

@@ -79,7 +79,7 @@ class SmtpEmailChannel(DeliveryChannel):
         """Send the email; a refusal of any recipient fails the delivery, and its retry goes only
         to the recipients not reached yet."""
         configs = configs_of(notification, EmailConfigs)
-        message = self._compose(notification, configs)
+        message = await self._compose(notification, configs)
         # Bcc recipients are only in the envelope, never in a header.
         addresses = [*configs.to_addresses, *configs.cc_addresses, *configs.bcc_addresses]
         recipients = await still_due(self._reached, notification, list(dict.fromkeys(addresses)))
@@ -99,9 +99,9 @@ class SmtpEmailChannel(DeliveryChannel):
         )
         return SMTP_ACCEPTED
 
-    def _compose(self, notification: Notification, configs: EmailConfigs) -> EmailMessage:
+    async def _compose(self, notification: Notification, configs: EmailConfigs) -> EmailMessage:
         source = configs.subject_template or DEFAULT_SUBJECT
-        subject = self._renderer.render(source, notification, field="subject_template")
+        subject = await self._renderer.render(source, notification, field="subject_template")
         headers = {
             "From": self._smtp.from_address,
             "To": ", ".join(configs.to_addresses),
@@ -115,12 +115,16 @@ class SmtpEmailChannel(DeliveryChannel):
         for name, value in headers.items():
             if value:
                 message[name] = _one_line(f"the {name} header", value)
-        _set_body(message, self._body(notification, configs), configs.content_type)
+        _set_body(message, await self._body(notification, configs), configs.content_type)
         return message
 
-    def _body(self, notification: Notification, configs: EmailConfigs) -> str:
+    async def _body(self, notification: Notification, configs: EmailConfigs) -> str:
         if configs.body_template is not None:
-            return self._renderer.render(configs.body_template, notification, field="body_template")
+            # An HTML body escapes the event data it shows, so data cannot add markup.
+            html = configs.content_type == "html"
+            return await self._renderer.render(
+                configs.body_template, notification, field="body_template", html=html
+            )
         text = default_body(notification)
         return f"<pre>{escape(text)}</pre>" if configs.content_type == "html" else text
 

@@ -79,7 +79,7 @@ class TwilioSmsChannel(DeliveryChannel):
                 "SMS is not configured: set " + ", ".join(self._missing), retryable=False
             )
         configs = configs_of(notification, SmsConfigs)
-        body = self._body(notification, configs)
+        body = await self._body(notification, configs)
         numbers = await still_due(self._reached, notification, configs.phone_numbers)
         errors = await asyncio.gather(*(self._send(self._client, n, body) for n in numbers))
         failures = [error for error in errors if error is not None]
@@ -89,11 +89,11 @@ class TwilioSmsChannel(DeliveryChannel):
             raise _combined(failures, len(numbers))
         return 201
 
-    def _body(self, notification: Notification, configs: SmsConfigs) -> str:
+    async def _body(self, notification: Notification, configs: SmsConfigs) -> str:
         if configs.message_template is None:
             body = default_body(notification)
         else:
-            body = self._renderer.render(
+            body = await self._renderer.render(
                 configs.message_template, notification, field="message_template"
             )
         if not body.strip():

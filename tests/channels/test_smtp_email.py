@@ -54,7 +54,7 @@ async def build_channel() -> AsyncIterator[BuildChannel]:
     def build(reached: RecipientLedger | None = None, **smtp: Any) -> SmtpEmailChannel:
         sessions.extend([aiohttp.ClientSession(), aiohttp.ClientSession()])
         settings = Settings(smtp=SmtpSettings(host="127.0.0.1", from_address=SENDER, **smtp))
-        renderer = TemplateRenderer()
+        renderer = TemplateRenderer(settings.template_budget)
         context = ChannelContext(settings, sessions[-2], sessions[-1], renderer, reached)
         return SmtpEmailChannel(context)
 
@@ -186,6 +186,28 @@ async def test_default_html_body_escapes_event_data(
     assert "&lt;script&gt;" in rich.get_content()
     assert "<script>" not in rich.get_content()
     assert '"title": "<script>x</script>"' in plain.get_content()
+
+
+async def test_an_html_body_template_escapes_event_data_and_the_subject_keeps_it(
+    channel: SmtpEmailChannel, smtp_server: SmtpReceiver
+) -> None:
+    notification = email(
+        to_addresses=["ops@example.com"],
+        subject_template="New: {{ event.data.name }}",
+        body_template="<p>{{ event.data.name }}</p>",
+        content_type="html",
+    )
+    event = notification.event.model_copy(update={"data": {"name": "<script>x</script>"}})
+
+    attempt = await channel.send(notification._replace(event=event))
+
+    assert attempt.outcome is DeliveryOutcome.DELIVERED, attempt.error
+    message = smtp_server.messages[0].message
+    plain, rich = message.iter_parts()
+    assert "<p>&lt;script&gt;x&lt;/script&gt;</p>" in rich.get_content()
+    assert "<script>" not in rich.get_content()
+    assert plain.get_content() == "<script>x</script>\n"
+    assert message["Subject"] == "New: <script>x</script>"
 
 
 async def test_logs_in_with_username_and_password(
