@@ -12,6 +12,7 @@ from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.registry import WebhookStore
 from hookline.schemas import WebhookCreate
 from tests.api.conftest import WEBHOOKS, Tenant, create, http_channel, webhook_body
+from tests.conftest import probing
 
 NESTED_LOOPS = "{% for a in range(3000) %}{% for b in range(3000) %}{% endfor %}{% endfor %}"
 LOOPS_OVER_DATA = (
@@ -137,3 +138,15 @@ async def test_a_test_send_of_a_template_over_budget_fails_at_once(
     assert attempt["error"].startswith("payload_template is over the template budget")
     assert receiver.on("/in") == []
     assert took < 2.0
+
+
+async def test_a_write_full_of_templates_over_budget_never_holds_the_api(alice: Tenant) -> None:
+    # Each template runs until its budget stops it; tried on the API's event loop, twenty of
+    # them would hold every other organization's calls for twenty budgets in a row.
+    channels = [http_channel(payload_template=NESTED_LOOPS) for _ in range(20)]
+
+    async with probing() as probe:
+        response = await alice.http.post(WEBHOOKS, json=webhook_body(channels=channels))
+
+    assert "HOOKLINE_TEMPLATE_" in error_at(response, 19, "payload_template")
+    assert probe.worst < 0.3, f"the API's event loop was held for {probe.worst:.2f} s"

@@ -54,6 +54,7 @@ async def create_webhook(
     org: OrganizationId, body: CreateBody, services: Services
 ) -> WebhookWithNewSecrets:
     config = services.changes.create(body)
+    await services.changes.check_templates(config.channels)
     services.quotas.check_channels(config.channels)
     most = services.quotas.webhooks_per_organization
     webhook = await services.webhooks.create(org, config, most)
@@ -155,7 +156,11 @@ async def _update(
     change: Callable[[Webhook], WebhookConfig],
     check_channels: bool = False,
 ) -> WebhookWithNewSecrets:
-    """Apply `change`; with `check_channels` (the write sets them), within the channel quotas."""
+    """Apply `change`; with `check_channels` (the write sets them), within the channel quotas
+    and with templates tried first, outside the update's transaction."""
+    if check_channels:
+        trial = change(await services.webhooks.get(org, webhook_id))
+        await services.changes.check_templates(trial.channels)
     seen: list[Webhook] = []
 
     def recorded(current: Webhook) -> WebhookConfig:
