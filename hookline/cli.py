@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from hookline.errors import HooklineError
+from hookline.errors import DemoError, HooklineError
 from hookline.logs import configure_logging
 from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore, connect_redis
 from hookline.registry.encryption import RecordCipher, record_cipher
@@ -156,7 +156,16 @@ async def _events_send(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _demo(settings: Settings, args: argparse.Namespace) -> None:
-    from hookline.demo.runner import DemoOptions, run_demo
+    # The demo and its stand-ins need the `demo` extra's packages, which a deployment lacks.
+    try:
+        from hookline.demo.runner import DemoOptions, run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] == "hookline":
+            raise
+        raise DemoError(
+            f"`hookline demo` needs the demo extra ({exc.name!r} is not installed): "
+            "pip install 'hookline[demo]'"
+        ) from None
 
     options = DemoOptions(events=args.events, keep_services=args.keep_services, stay=args.stay)
     await run_demo(settings, options)
@@ -240,7 +249,9 @@ def _parser() -> argparse.ArgumentParser:
     send.set_defaults(run=_events_send)
 
     demo = commands.add_parser(
-        "demo", help="run everything here and watch sample events reach every channel"
+        "demo",
+        help="run everything here and watch sample events reach every channel "
+        "(needs hookline[demo])",
     )
     demo.add_argument(
         "--events", type=_event_count, default=20, metavar="N", help="events to publish (20)"

@@ -1,1 +1,3 @@
-"""`hookline demo`: hookline and a local stand-in for every channel's peer, on this machine."""
+"""`hookline demo` and the local stand-ins of every channel's peer (`peers`), which the tests also
+use. Needs the `demo` extra (`pip install 'hookline[demo]'`); nothing else in hookline imports
+it."""
