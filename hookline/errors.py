@@ -6,7 +6,10 @@ from hookline.schemas.common import FailureScope
 
 
 class HooklineError(Exception):
-    """Root of every error hookline raises on purpose."""
+    """Root of every error hookline raises on purpose. `retryable` says whether the same call may
+    succeed later (a rate limit that frees, a peer that comes back), so callers check one flag."""
+
+    retryable: bool = False
 
 
 class ConfigurationError(HooklineError):
@@ -32,6 +35,8 @@ class WebhookNotFoundError(RegistryError):
 class ConcurrentUpdateError(RegistryError):
     """A webhook kept changing under an update; the caller may try again."""
 
+    retryable = True
+
 
 class WebhookQuotaError(RegistryError):
     """The organization already has as many webhooks as it may; none was created."""
@@ -43,6 +48,8 @@ class WebhookQuotaError(RegistryError):
 
 class RateLimitedError(HooklineError):
     """A rate limit is used up; the message names it, `retry_after` says when it frees (s)."""
+
+    retryable = True
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

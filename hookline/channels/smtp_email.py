@@ -33,7 +33,7 @@ from hookline.channels.base import (
     excerpt,
     own_endpoint,
 )
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
 from hookline.channels.recipients import note_reached, still_due
 from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError

@@ -18,6 +18,7 @@ from typing import NoReturn, TypeVar
 from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
+from hookline.errors import HooklineError
 from hookline.settings import TemplateBudget
 
 V = TypeVar("V")
@@ -26,11 +27,11 @@ _SETTING = "HOOKLINE_TEMPLATE_"
 _ACTIVE: ContextVar[RenderBudget | None] = ContextVar("hookline_render_budget", default=None)
 
 
-class OverBudget(SecurityError):
+class OverBudget(SecurityError, HooklineError):
     """A template went over its budget; the message names the limit and the setting."""
 
 
-class NoRenderUnderWay(RuntimeError):
+class NoRenderUnderWay(HooklineError):
     """A bounded operation ran outside a render: Jinja folding constants while it compiles.
 
     Jinja treats any error there as "not constant" and evaluates the expression at render time,

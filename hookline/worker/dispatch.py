@@ -10,6 +10,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from hookline.channels.catalog import ChannelCatalog
+from hookline.errors import HooklineError
 from hookline.registry import OutcomeRecorder, WebhookCache
 from hookline.schemas import (
     DeliveryAttempt,
@@ -31,7 +32,7 @@ _BLIP_MAX_LATENCY_MS = 1000.0
 """Only a failure this fast counts as a blip worth one immediate retry; a timeout does not."""
 
 
-class InvalidMessageError(ValueError):
+class InvalidMessageError(HooklineError):
     """A message that is not a valid event envelope; its text says why."""
 
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
 from hookline.channels.recipients import RecipientLedger
 from hookline.channels.smtp_email import SmtpEmailChannel
 from hookline.channels.templates import TemplateRenderer
