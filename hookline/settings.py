@@ -121,7 +121,7 @@ class TemplateBudget(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKLINE_TEMPLATE_", frozen=True)
 
     time_budget: float = Field(0.1, gt=0, le=10)
-    """Seconds one render may take (a duration such as `100ms`)."""
+    """Seconds of CPU one render may take (a duration such as `100ms`)."""
     max_output: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Characters a rendered template may have; also the most characters or items any one value
     it builds (a string, a list, a padded width) may hold."""
