@@ -1,5 +1,5 @@
-"""The `hookline` command: worker, api, keys, secrets, events and demo; each calls the part that
-owns it."""
+"""The `hookline` command: worker, api, keys, secrets, registry, events and demo; each calls the
+part that owns it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -20,6 +24,12 @@ from hookline.errors import DemoError, HooklineError
 from hookline.logs import configure_logging
 from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore, connect_redis
 from hookline.registry.encryption import RecordCipher, record_cipher
+from hookline.registry.transfer import (
+    RedactChannel,
+    RegistryExport,
+    RegistryImport,
+    SecretsMode,
+)
 from hookline.schemas import EventEnvelope, WebhookEventType, new_event_id, new_organization_id
 from hookline.schemas.common import organization_id
 from hookline.settings import Settings, load_settings
@@ -140,6 +150,101 @@ async def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
     print(f"re-encrypted {rewritten} webhooks with the first key of HOOKLINE_SECRET_KEYS")
 
 
+async def _registry_export(settings: Settings, args: argparse.Namespace) -> None:
+    secrets = SecretsMode(args.secrets)
+    cipher = record_cipher(settings)
+    keys = RegistryKeys(settings.redis_key_prefix)
+    redis = connect_redis(settings)
+    try:
+        async with _channel_redaction(settings, secrets) as redact:
+            store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
+            export = RegistryExport(store, api_keys, secrets, redact)
+            with _output(args.output) as out:
+                async for batch in export.batches(args.org, api_keys=args.api_keys):
+                    await asyncio.to_thread(out.writelines, [line + "\n" for line in batch])
+    finally:
+        await redis.aclose()
+    done = export.done
+    keys_part = f" and {done.api_keys} API key hashes" if args.api_keys else ""
+    print(
+        f"exported {done.webhooks} webhooks of {len(done.organizations)} organizations"
+        f"{keys_part}, secrets {secrets.value}",
+        file=sys.stderr,
+    )
+    if secrets is SecretsMode.REDACTED:
+        print(
+            "secrets are redacted: before this file can be imported, each '**********' must be "
+            "replaced by the real secret",
+            file=sys.stderr,
+        )
+
+
+@asynccontextmanager
+async def _channel_redaction(
+    settings: Settings, secrets: SecretsMode
+) -> AsyncIterator[RedactChannel]:
+    """What hides the secrets of plugin channels, as the API shows them (redacted exports only)."""
+    if secrets is SecretsMode.ENCRYPTED:
+        yield lambda channel: channel
+        return
+    from hookline.api.redaction import ChannelSecrets
+    from hookline.channels.catalog import ChannelCatalog
+
+    catalog = await ChannelCatalog.open(settings)
+    try:
+        yield ChannelSecrets(catalog).redact
+    finally:
+        await catalog.aclose()
+
+
+@contextmanager
+def _output(path: str) -> Iterator[IO[str]]:
+    """Standard output for `-`; else a file readable by its owner only, which appears only once
+    it is complete (a failed export leaves no partial backup)."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+async def _registry_import(settings: Settings, args: argparse.Namespace) -> None:
+    lines = await asyncio.to_thread(_input_lines, args.input)
+    cipher = record_cipher(settings)
+    keys = RegistryKeys(settings.redis_key_prefix)
+    redis = connect_redis(settings)
+    try:
+        store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
+        done = await RegistryImport(store, api_keys).run(lines)
+    finally:
+        await redis.aclose()
+    print(
+        f"imported {done.webhooks} webhooks ({done.webhooks_unchanged} were stored as in the "
+        f"file already) and {done.api_keys} API key hashes ({done.api_keys_unchanged} already)"
+    )
+
+
+def _input_lines(path: str) -> list[bytes]:
+    """The lines of `path` (`-`: standard input), undecoded: the import names a line that is not
+    UTF-8 like any other invalid line."""
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return data.split(b"\n")
+
+
 async def _events_send(settings: Settings, args: argparse.Namespace) -> None:
     event = _event_from_args(args)
     producer = AIOKafkaProducer(
@@ -238,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
         "(after putting a new key first; then the old keys can be dropped)",
     ).set_defaults(run=_secrets_rotate)
 
+    _add_registry_commands(commands)
+
     events = commands.add_parser("events", help="publish events")
     event_commands = events.add_subparsers(dest="events_command", required=True)
     send = event_commands.add_parser("send", help="publish one event to the first topic")
@@ -266,6 +373,55 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_demo)
     return parser
+
+
+def _add_registry_commands(commands: Any) -> None:
+    registry = commands.add_parser(
+        "registry", help="back up, restore and move webhooks between deployments, as JSON lines"
+    )
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True)
+    export = registry_commands.add_parser(
+        "export", help="write the webhooks of one or every organization, one JSON record a line"
+    )
+    export.add_argument(
+        "--org", type=_organization_id, help="only this organization (internal_id); all if omitted"
+    )
+    export.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="FILE",
+        help="the file to write, readable by its owner only and complete or absent; - (the "
+        "default) is standard output",
+    )
+    export.add_argument(
+        "--secrets",
+        choices=[mode.value for mode in SecretsMode],
+        default=SecretsMode.ENCRYPTED.value,
+        help="encrypted (the default): each webhook as stored, importable where a key of "
+        "HOOKLINE_SECRET_KEYS that encrypted it is listed; redacted: readable, secrets shown as "
+        "'**********', which must be replaced by the real secrets before an import",
+    )
+    export.add_argument(
+        "--api-keys",
+        action="store_true",
+        help="also the SHA-256 of each API key (never a key itself), so that the keys work "
+        "where the file is imported",
+    )
+    export.set_defaults(run=_registry_export)
+    import_ = registry_commands.add_parser(
+        "import",
+        help="store the records of an export: every line is checked first and nothing is "
+        "written if one is invalid; importing again changes nothing",
+    )
+    import_.add_argument(
+        "--input",
+        "-i",
+        default="-",
+        metavar="FILE",
+        help="the file to read; - (the default) is standard input",
+    )
+    import_.set_defaults(run=_registry_import)
 
 
 def _publishable_types() -> list[str]:

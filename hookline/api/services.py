@@ -23,13 +23,14 @@ from hookline.registry import (
     connect_redis,
 )
 from hookline.registry.encryption import RecordCipher
+from hookline.registry.persistence import PersistenceCheck
 from hookline.settings import QuotaSettings, Settings
 
 
 @dataclass(frozen=True)
 class ApiServices:
-    """The Redis client, the stores over it, the channels (for test-sends and secrets), and
-    the quotas and rate limits."""
+    """The Redis client, the stores over it, the channels (for test-sends and secrets), the
+    quotas and rate limits, and the check of Redis' persistence."""
 
     redis: Redis
     webhooks: WebhookStore
@@ -41,17 +42,21 @@ class ApiServices:
     changes: ConfigChanges
     quotas: Quotas
     throttle: Throttle
+    persistence: PersistenceCheck
 
 
 @asynccontextmanager
 async def open_services(settings: Settings, cipher: RecordCipher) -> AsyncIterator[ApiServices]:
-    """Connect to Redis and open the channels; everything is closed on exit."""
+    """Connect to Redis, check its persistence and open the channels; everything is closed on
+    exit."""
     redis = connect_redis(settings)
     try:
         catalog = await ChannelCatalog.open(settings)
         try:
             keys = RegistryKeys(settings.redis_key_prefix)
-            yield _services(redis, catalog, keys, settings.quotas, cipher)
+            services = _services(redis, catalog, keys, settings.quotas, cipher)
+            await services.persistence.at_start()
+            yield services
         finally:
             await catalog.aclose()
     finally:
@@ -79,4 +84,5 @@ def _services(
         changes=ConfigChanges(secrets, catalog.configs_models(), catalog.renderer),
         quotas=Quotas(quotas),
         throttle=Throttle(RateLimits(redis, keys), quotas),
+        persistence=PersistenceCheck(redis),
     )

@@ -27,6 +27,18 @@ class RegistryKeys:
         """SCAN pattern of every organization's webhook hashes."""
         return f"{self.prefix}:{{*}}:wh:*"
 
+    def every_webhooks_index(self) -> str:
+        """SCAN pattern of every organization's sorted set of webhooks (`webhooks(org)`)."""
+        return f"{self.prefix}:{{*}}:webhooks"
+
+    def every_organization_api_keys(self) -> str:
+        """SCAN pattern of every organization's set of API key hashes."""
+        return f"{self.prefix}:{{*}}:apikeys"
+
+    def organization_in(self, key: str) -> str:
+        """The organization whose hash tag `key` (one of this prefix's keys) carries."""
+        return key[len(self.prefix) + 2 : key.index("}", len(self.prefix))]
+
     def subscribers(self, org: str, event_type: str) -> str:
         """Set of an organization's active webhooks subscribed to one event type (or `*`)."""
         return f"{self.prefix}:{{{org}}}:idx:{event_type}"

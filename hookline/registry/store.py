@@ -6,7 +6,7 @@ found as plain JSON is read as it is, and encrypted on its next write or by re-e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -62,6 +62,15 @@ def failure_fields(failure: DeliveryFailure) -> OutcomeFields:
 
 ConfigChange = Callable[[Webhook], WebhookConfig]
 """Given the stored webhook, the configuration it should have (used inside a transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SealedWebhook:
+    """A stored webhook's whole configuration as a token of the cipher, with its ids."""
+
+    org: str
+    webhook_id: str
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +250,78 @@ class WebhookStore:
     async def record_success(self, org: str, webhook_id: str, at: datetime) -> bool:
         """Set `last_success_at` unless a newer one is stored."""
         return await self._set_outcome(org, webhook_id, success_fields(at))
+
+    async def organizations(self) -> list[str]:
+        """Every organization that has webhooks, sorted."""
+        pattern = self._keys.every_webhooks_index()
+        found = {self._keys.organization_in(key) async for key in self._redis.scan_iter(pattern)}
+        return sorted(found)
+
+    async def sealed(self, org: str) -> AsyncIterator[SealedWebhook]:
+        """The organization's webhooks in creation order, each as it is stored: a token of the
+        cipher (a record stored before encryption is encrypted here, never handed out plain)."""
+        start = "-"
+        while members := cast(
+            list[str],
+            await self._redis.zrangebylex(
+                self._keys.webhooks(org), start, "+", start=0, num=_LIST_BATCH
+            ),
+        ):
+            ids = [member.split(":", 1)[1] for member in members]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for webhook_id in ids:
+                    pipe.hget(self._keys.webhook(org, webhook_id), _CONFIG)
+                configs = cast(list[str | None], await pipe.execute())
+            for webhook_id, config in zip(ids, configs, strict=True):
+                if config is not None:
+                    token = self._cipher.encrypt(config) if config.startswith("{") else config
+                    yield SealedWebhook(org, webhook_id, token)
+            start = f"({members[-1]}"
+
+    def seal(self, webhook: Webhook) -> str:
+        """`webhook`'s configuration as the store keeps it: one token of the cipher."""
+        return _encode(webhook, self._cipher)
+
+    def unseal(self, token: str) -> Webhook:
+        """The webhook in a token of the cipher (RecordDecryptionError if no key of the cipher
+        wrote it; ValidationError if it holds no valid webhook)."""
+        return Webhook.model_validate_json(self._cipher.decrypt(token), context=FROM_STORE)
+
+    async def put(self, webhook: Webhook, token: str) -> bool:
+        """Store `webhook` under its own ids, its configuration being `token` (from `seal`, or
+        a token of the same webhook): a restore. A stored webhook with these ids is replaced;
+        its outcomes stay. False if this configuration was stored already; the index entries
+        are written either way, so that a restore also repairs them."""
+        org, key = webhook.internal_id, self._keys.webhook(webhook.internal_id, webhook.webhook_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    stored = cast(str | None, await pipe.hget(key, _CONFIG))
+                    current = None if stored is None else self._stored(stored)
+                    changed = current != webhook
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if changed:
+                        pipe.hset(key, _CONFIG, token)
+                    self._queue_entries(pipe, webhook, current if changed else None)
+                    if changed:
+                        pipe.publish(self._keys.changes, org)
+                    await pipe.execute()
+                    return changed
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"webhook {webhook.webhook_id!r} kept changing; try again")
+
+    def _stored(self, config: str) -> Webhook:
+        return Webhook.model_validate_json(_plain(config, self._cipher), context=FROM_STORE)
+
+    def _queue_entries(self, pipe: Pipeline, webhook: Webhook, replaced: Webhook | None) -> None:
+        """Queue `webhook`'s order entry and subscriptions, in place of those of `replaced`."""
+        index = self._keys.webhooks(webhook.internal_id)
+        if replaced is not None and _order_member(replaced) != _order_member(webhook):
+            pipe.zrem(index, _order_member(replaced))
+        pipe.zadd(index, {_order_member(webhook): 0})
+        self._queue_index_update(pipe, replaced, webhook)
 
     async def reencrypt_all(self) -> int:
         """Write every stored webhook (of every organization) with the cipher's first key, as

@@ -22,6 +22,7 @@ from hookline.registry import (
     connect_redis,
 )
 from hookline.registry.encryption import record_cipher
+from hookline.registry.persistence import PersistenceCheck
 from hookline.settings import Settings
 from hookline.worker.admission import Admission, AdmissionLimits
 from hookline.worker.backoff import until_done
@@ -75,6 +76,9 @@ class Components:
             cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
             started.push_async_callback(cache.aclose)
             await until_done(cache.start, what="subscribing to change notices")
+            persistence = PersistenceCheck(redis)
+            await persistence.at_start()
+            health.watch_problems(lambda: persistence.problems(_HEALTH_READ_TIMEOUT))
             tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
             limits = await until_done(
                 lambda: _ensure_topics(settings, tiers), what="creating topics"
@@ -111,6 +115,10 @@ class Components:
         await self.producer.stop()
         await self.cache.aclose()
         await self.redis.aclose()
+
+
+_HEALTH_READ_TIMEOUT = 1.0
+"""Seconds /healthz waits for Redis to say whether it persists; past that, the last answer."""
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:
