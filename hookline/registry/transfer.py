@@ -143,7 +143,7 @@ class ImportRefusedError(RegistryError):
         self.problems = problems
 
 
-class _Invalid(Exception):
+class _Invalid(RegistryError):
     """What is wrong with one line (without its text: it may hold a secret)."""
 
 
