@@ -1,5 +1,5 @@
-"""What every channel shares: settings, the HTTP sessions, the template renderer and the ledger
-of whom a delivery reached. Channels import it from here; the catalog builds it."""
+"""What every channel shares: its peers' settings, the HTTP sessions, the template renderer and
+the ledger of whom a delivery reached. Channels import it from here; the catalog builds it."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import aiohttp
 from hookline.channels.outbound_guard import pooled_connector
 from hookline.channels.recipients import RecipientLedger
 from hookline.channels.templates import TemplateRenderer
-from hookline.settings import Settings
+from hookline.settings import Settings, SlackSettings, SmtpSettings, TwilioSettings
 
 
 @dataclass(frozen=True)
 class ChannelContext:
-    """What a channel may use: settings, the shared HTTP sessions, the template renderer and the
-    ledger of whom a delivery reached."""
+    """What a channel may use: the settings of the peers it talks to, the shared HTTP sessions,
+    the template renderer and the ledger of whom a delivery reached."""
 
-    settings: Settings
+    slack: SlackSettings
+    smtp: SmtpSettings
+    twilio: TwilioSettings
     guarded_http: aiohttp.ClientSession
     """For user-supplied URLs: refuses private and loopback destinations unless allowed."""
     api_http: aiohttp.ClientSession
@@ -47,7 +49,9 @@ async def open_context(
     guarded = not settings.allow_private_destinations
     per_host = settings.host_concurrency
     return ChannelContext(
-        settings=settings,
+        slack=settings.slack,
+        smtp=settings.smtp,
+        twilio=settings.twilio,
         guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),
         api_http=_session(pooled_connector(guarded=False, per_host=per_host)),
         renderer=TemplateRenderer(settings.template_budget),

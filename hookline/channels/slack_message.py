@@ -62,7 +62,7 @@ class SlackMessageChannel(DeliveryChannel):
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
-        self._api_host = URL(context.settings.slack.api_url).host
+        self._api_host = URL(context.slack.api_url).host
 
     async def deliver(self, notification: Notification) -> int | None:
         configs = configs_of(notification, SlackConfigs)
@@ -127,7 +127,7 @@ class SlackMessageChannel(DeliveryChannel):
     async def _post_message(self, token: str, channel: str, message: dict[str, Any]) -> int:
         client = AsyncWebClient(
             token=token,
-            base_url=self._context.settings.slack.api_url,
+            base_url=self._context.slack.api_url,
             session=self._context.api_http,
             # No SDK retries: they would sleep inside the call; the worker's schedule retries.
             retry_handlers=[],

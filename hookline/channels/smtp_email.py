@@ -65,7 +65,7 @@ class SmtpEmailChannel(DeliveryChannel):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, context: ChannelContext) -> None:
-        self._smtp = context.settings.smtp
+        self._smtp = context.smtp
         self._renderer = context.renderer
         self._reached = context.reached
         self._server = f"SMTP server {self._smtp.host}:{self._smtp.port}"

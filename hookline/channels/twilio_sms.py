@@ -58,7 +58,7 @@ class TwilioSmsChannel(DeliveryChannel):
     name = "sms"
 
     def __init__(self, context: ChannelContext) -> None:
-        settings = context.settings.twilio
+        settings = context.twilio
         self._renderer = context.renderer
         self._reached = context.reached
         self._missing = missing_settings(settings)
