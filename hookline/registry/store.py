@@ -361,7 +361,8 @@ class WebhookStore:
         self, pipe: Pipeline, before: Webhook | None, after: Webhook | None
     ) -> None:
         webhook = after or before
-        assert webhook is not None
+        if webhook is None:
+            return  # neither before nor after: no subscription to move
         org, webhook_id = webhook.internal_id, webhook.webhook_id
         old, new = _subscriptions(before), _subscriptions(after)
         for event_type in old - new:

@@ -252,9 +252,7 @@ class RegistryImport:
         return _WebhookEntry(number, webhook, token)
 
     def _webhook(self, record: WebhookRecord) -> tuple[Webhook, str]:
-        if (record.encrypted is None) == (record.webhook is None):
-            raise _Invalid("encrypted, webhook: give exactly one of them")
-        if record.encrypted is not None:
+        if record.encrypted is not None and record.webhook is None:
             try:
                 return self._store.unseal(record.encrypted), record.encrypted
             except RecordDecryptionError:
@@ -266,7 +264,8 @@ class RegistryImport:
                 raise _Invalid(
                     f"encrypted: holds an invalid webhook: {_summary(exc, '')}"
                 ) from None
-        assert record.webhook is not None
+        if record.webhook is None or record.encrypted is not None:
+            raise _Invalid("encrypted, webhook: give exactly one of them")
         redacted = _redacted(record.webhook.get("channels"), "webhook.channels")
         if redacted:
             raise _Invalid(
