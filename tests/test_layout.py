@@ -80,3 +80,15 @@ def test_every_error_hookline_defines_derives_from_hookline_error() -> None:
     ]
 
     assert strays == []
+
+
+def test_no_assert_in_the_package() -> None:
+    # `python -O` strips asserts: nothing the package does may depend on one.
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+
+    assert found == []
