@@ -22,7 +22,10 @@ from hookline.registry import (
     WebhookStore,
     connect_redis,
 )
+from hookline.registry.channel_health import ChannelSwitch
+from hookline.registry.contacts import ContactStore
 from hookline.registry.encryption import RecordCipher
+from hookline.registry.operations import OperationsOutbox
 from hookline.registry.persistence import PersistenceCheck
 from hookline.settings import QuotaSettings, Settings
 
@@ -30,7 +33,8 @@ from hookline.settings import QuotaSettings, Settings
 @dataclass(frozen=True)
 class ApiServices:
     """The Redis client, the stores over it, the channels (for test-sends and secrets), the
-    quotas and rate limits, and the check of Redis' persistence."""
+    quotas and rate limits, the check of Redis' persistence, notification contacts, the switch
+    that enables channels again, and the outbox of operational events."""
 
     redis: Redis
     webhooks: WebhookStore
@@ -43,6 +47,9 @@ class ApiServices:
     quotas: Quotas
     throttle: Throttle
     persistence: PersistenceCheck
+    contacts: ContactStore
+    switch: ChannelSwitch
+    operations: OperationsOutbox
 
 
 @asynccontextmanager
@@ -85,4 +92,7 @@ def _services(
         quotas=Quotas(quotas),
         throttle=Throttle(RateLimits(redis, keys), quotas),
         persistence=PersistenceCheck(redis),
+        contacts=ContactStore(redis, keys, cipher),
+        switch=ChannelSwitch(redis, keys),
+        operations=OperationsOutbox(redis, keys),
     )

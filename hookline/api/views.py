@@ -22,6 +22,36 @@ from hookline.schemas import (
     Webhook,
     WebhookEventType,
 )
+from hookline.schemas.contacts import NotificationContact
+from hookline.schemas.webhooks import ChannelHealth
+
+
+class ChannelState(BaseModel):
+    """How one of the webhook's channels fares; `channel_states` lists them as `channels` does."""
+
+    channel_index: int = Field(description="The channel's position in `channels`.")
+    enabled: bool = Field(
+        description="False once hookline disabled the channel for failing every delivery for "
+        "`HOOKLINE_DISABLE_AFTER`: nothing is sent to it until it is enabled again "
+        "(`POST .../channels/{channel_index}/enable`)."
+    )
+    failing_since: datetime | None = Field(
+        description="First failure since the channel's last success; null while it delivers."
+    )
+    disabled_at: datetime | None
+    disabled_reason: str | None
+
+    @classmethod
+    def of(cls, webhook: Webhook, index: int) -> Self:
+        """The state of the channel at `index` of `webhook`."""
+        health = webhook.channel_health.get(index) or ChannelHealth()
+        return cls(
+            channel_index=index,
+            enabled=not health.disabled,
+            failing_since=health.failing_since,
+            disabled_at=health.disabled_at,
+            disabled_reason=health.disabled_reason,
+        )
 
 
 class WebhookView(BaseModel):
@@ -44,14 +74,16 @@ class WebhookView(BaseModel):
     updated_at: datetime = Field(description="UTC time of the most recent change.")
     last_error: DeliveryFailure | None = Field(description="The last failed delivery, if any.")
     last_success_at: datetime | None = Field(description="UTC time of the last delivery.")
+    channel_states: list[ChannelState] = Field(
+        description="Each channel's health, in the order of `channels`."
+    )
 
     @classmethod
     def of(cls, webhook: Webhook, secrets: ChannelSecrets) -> Self:
         """The view of a stored webhook."""
         channels = [secrets.redact(channel) for channel in webhook.channels]
-        return cls.model_validate(
-            webhook.model_copy(update={"channels": channels}), from_attributes=True
-        )
+        states = [ChannelState.of(webhook, index) for index in range(len(channels))]
+        return cls.model_validate({**dict(webhook), "channels": channels, "channel_states": states})
 
 
 class WebhookWithNewSecrets(WebhookView):
@@ -111,3 +143,45 @@ class SentTestEvent(BaseModel):
     event_id: str
     event_type: WebhookEventType
     attempts: list[DeliveryAttempt]
+
+
+class ContactView(BaseModel):
+    """The organization's notification contact: the channel hookline tells about channels that
+    fail (a warning at half of `HOOKLINE_DISABLE_AFTER`), are disabled, or deliver again.
+
+    Each notice is an event of type `hookline.channel.failing`, `hookline.channel.disabled` or
+    `hookline.channel.recovered` whose `data` holds a `message`, the webhook, the channel and
+    the details; secrets are write-only and show as "**********"."""
+
+    channel: Channel
+    updated_at: datetime
+    last_error: DeliveryFailure | None = Field(description="The last notice that failed, if any.")
+    last_success_at: datetime | None = Field(description="When a notice last reached it.")
+
+    _reveal: bool = PrivateAttr(default=False)
+
+    @classmethod
+    def of(cls, contact: NotificationContact, secrets: ChannelSecrets) -> Self:
+        """The view of a stored contact."""
+        return cls.model_validate({**dict(contact), "channel": secrets.redact(contact.channel)})
+
+    @classmethod
+    def after_write(
+        cls,
+        contact: NotificationContact,
+        before: NotificationContact | None,
+        secrets: ChannelSecrets,
+    ) -> Self:
+        """The view of `contact` as written: a signing secret `before` did not have is shown in
+        full, this once."""
+        view = cls.of(contact, secrets)
+        new = _signing_secrets([contact.channel])
+        view._reveal = bool(new) and new != _signing_secrets([before.channel] if before else [])
+        return view
+
+    @field_serializer("channel", mode="wrap")
+    def _reveal_secret(self, channel: Channel, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(channel)
+        if self._reveal and isinstance(channel.configs, HttpConfigs):
+            dumped["configs"]["secret"] = channel.configs.secret.get_secret_value()
+        return dumped

@@ -63,6 +63,20 @@ class RegistryKeys:
         """Set of the recipients (hashed) a multi-recipient delivery has reached so far."""
         return f"{self.prefix}:{{{org}}}:reached:{delivery_id}"
 
+    def notification_contact(self, org: str) -> str:
+        """Hash holding the channel an organization is told about its channels' health through,
+        and the last outcome of telling it."""
+        return f"{self.prefix}:{{{org}}}:contact"
+
+    def dead_letter_count(self, org: str, window: int) -> str:
+        """Counter of an organization's dead letters in one alert window (by its number)."""
+        return f"{self.prefix}:{{{org}}}:dead:{window}"
+
+    @property
+    def operations_outbox(self) -> str:
+        """Stream of operational events waiting for a worker to publish them to Kafka."""
+        return f"{self.prefix}:operations"
+
     @property
     def rate_limits(self) -> str:
         """Prefix of rate-limit windows, each a list of the window's hit times; the `limits`

@@ -16,11 +16,12 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError, WebhookQuotaError
+from hookline.registry.channel_health import channel_moves, health_of, moved_fields
 from hookline.registry.encryption import RecordCipher
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
-from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.event_types import EventType, WebhookEventType
 from hookline.schemas.text import FROM_STORE
 
 _CONFIG = "config"
@@ -107,6 +108,8 @@ def _decode(fields: dict[str, str], cipher: RecordCipher) -> Webhook | None:
         outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
     if _LAST_SUCCESS in fields:
         outcome["last_success_at"] = datetime.fromisoformat(fields[_LAST_SUCCESS])
+    if health := health_of(fields):
+        outcome["channel_health"] = health
     return webhook.model_copy(update=outcome) if outcome else webhook
 
 
@@ -173,12 +176,15 @@ class WebhookStore:
             for _ in range(_MAX_WATCH_RETRIES):
                 try:
                     await pipe.watch(key)
-                    current = _decode(cast(dict[str, str], await pipe.hgetall(key)), self._cipher)
+                    fields = cast(dict[str, str], await pipe.hgetall(key))
+                    current = _decode(fields, self._cipher)
                     if current is None:
                         raise WebhookNotFoundError(webhook_id)
                     updated = current.with_config(change(current), utc_now())
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, _CONFIG, _encode(updated, self._cipher))
+                    if current.channels != updated.channels:
+                        updated = _queue_moved_health(pipe, key, fields, current, updated)
                     self._queue_index_update(pipe, current, updated)
                     pipe.publish(self._keys.changes, org)
                     await pipe.execute()
@@ -228,7 +234,7 @@ class WebhookStore:
         next_cursor = page[-1][0] if len(found) > limit else None
         return WebhookPage([webhook for _, webhook in page], next_cursor)
 
-    async def find_active(self, org: str, event_type: WebhookEventType) -> list[Webhook]:
+    async def find_active(self, org: str, event_type: EventType) -> list[Webhook]:
         """Active webhooks of `org` subscribed to `event_type` or `*`, read through the index."""
         ids = await self._redis.sunion(
             [
@@ -369,6 +375,24 @@ class WebhookStore:
             pipe.srem(self._keys.subscribers(org, event_type), webhook_id)
         for event_type in new - old:
             pipe.sadd(self._keys.subscribers(org, event_type), webhook_id)
+
+
+def _queue_moved_health(
+    pipe: Pipeline, key: str, fields: dict[str, str], before: Webhook, after: Webhook
+) -> Webhook:
+    """Queue the move of each channel's health with the channel; returns `after` with it."""
+    moves = channel_moves(before.channels, after.channels)
+    stale, kept = moved_fields(fields, moves)
+    if stale:
+        pipe.hdel(key, *stale)
+    if kept:
+        pipe.hset(key, items=[part for field in kept.items() for part in field])
+    health = {
+        new: before.channel_health[old]
+        for new, old in moves.items()
+        if old in before.channel_health
+    }
+    return after.model_copy(update={"channel_health": health})
 
 
 def _matches(webhook: Webhook, is_active: bool | None, event_type: WebhookEventType | None) -> bool:

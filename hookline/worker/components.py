@@ -29,6 +29,7 @@ from hookline.worker.backoff import until_done
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
+from hookline.worker.operations import OperationalEvents, WorkerPresence, open_operations
 from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
 from hookline.worker.send_rate import SendRates
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
@@ -50,6 +51,9 @@ class Components:
     dispatcher: Dispatcher
     metrics: WorkerMetrics
     health: HealthServer
+    operations: OperationalEvents
+    """Publishes hookline's operational events: `await parts.operations.publish(event)`."""
+    presence: WorkerPresence
 
     @classmethod
     async def open(
@@ -90,25 +94,49 @@ class Components:
             reached = ReachedRecipients(redis, keys, settings.delivered_ttl)
             publisher = RecordPublisher(producer, limits)
             await until_done(
-                lambda: publisher.know([*tiers.topics, settings.dlq_topic]),
+                lambda: publisher.know(
+                    [*tiers.topics, settings.dlq_topic, settings.operations_topic]
+                ),
                 what="reading the partitions of the retry and dead-letter topics",
             )
             catalog = await ChannelCatalog.open(settings, reached)
             started.pop_all()
-        router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics)
-        recorder = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl)
+        ops = open_operations(settings, redis, keys, cipher, catalog, publisher)
+        router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics, ops.alarm.count)
+        recorder = OutcomeRecorder(
+            redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl, ops.channel_health
+        )
         send_rates = SendRates(RateLimits(redis, keys), settings.quotas)
         admission = Admission(admission_limits(settings), send_rate=send_rates)
         metrics.watch_breakers(admission.breaker_states)
         dispatcher = Dispatcher(
             cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay
         )
-        return cls(
-            redis, cache, catalog, producer, publisher, tiers, router, dispatcher, metrics, health
+        parts = cls(
+            redis,
+            cache,
+            catalog,
+            producer,
+            publisher,
+            tiers,
+            router,
+            dispatcher,
+            metrics,
+            health,
+            ops.events,
+            ops.presence,
         )
+        try:
+            await ops.presence.start()
+        except BaseException:
+            await parts.aclose()
+            raise
+        return parts
 
     async def aclose(self) -> None:
-        """Stop serving health, close channels, flush the producer, disconnect."""
+        """Say the worker left, stop serving health, close channels, flush the producer,
+        disconnect."""
+        await self.presence.aclose()
         await self.health.aclose()
         await self.catalog.aclose()
         await self.publisher.aclose()
@@ -155,6 +183,9 @@ async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> dict[str, int
         partitions=partitions,
         replication_factor=replicas,
         configs={MESSAGE_LIMIT: str(needed)},
+    )
+    await ensure_topics(
+        servers, [settings.operations_topic], partitions=partitions, replication_factor=replicas
     )
     limits = await message_limits(servers, own)
     for topic, limit in limits.items():

@@ -20,6 +20,8 @@ ENDPOINTS = {
     "/v1/organizations/webhooks/{webhook_id}/test": {"post"},
     "/v1/organizations/webhooks/{webhook_id}/deliveries": {"get"},
     "/v1/organizations/webhooks/{webhook_id}/rotate-secret": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/channels/{channel_index}/enable": {"post"},
+    "/v1/organizations/notification-contact": {"get", "put", "delete"},
     "/healthz": {"get"},
 }
 
