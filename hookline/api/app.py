@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from hookline import __version__
 from hookline.api.body_limit import BodySizeLimit
 from hookline.api.errors import install_error_handlers
-from hookline.api.routes import deliveries, health, webhooks
+from hookline.api.routes import dead_letters, deliveries, health, replays, webhooks
 from hookline.api.services import ApiServices, open_services
 from hookline.registry.encryption import record_cipher
 from hookline.settings import Settings
@@ -41,6 +41,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
-    for routes in (webhooks, deliveries, health):
+    for routes in (webhooks, deliveries, dead_letters, replays, health):
         app.include_router(routes.router)
     return app

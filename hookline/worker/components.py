@@ -30,6 +30,7 @@ from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
 from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
+from hookline.worker.recovery import Recovery
 from hookline.worker.send_rate import SendRates
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 
@@ -50,6 +51,7 @@ class Components:
     dispatcher: Dispatcher
     metrics: WorkerMetrics
     health: HealthServer
+    recovery: Recovery
 
     @classmethod
     async def open(
@@ -103,12 +105,25 @@ class Components:
         dispatcher = Dispatcher(
             cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay
         )
+        recovery = Recovery.start(settings, redis, cache, dispatcher, publisher)
         return cls(
-            redis, cache, catalog, producer, publisher, tiers, router, dispatcher, metrics, health
+            redis,
+            cache,
+            catalog,
+            producer,
+            publisher,
+            tiers,
+            router,
+            dispatcher,
+            metrics,
+            health,
+            recovery,
         )
 
     async def aclose(self) -> None:
-        """Stop serving health, close channels, flush the producer, disconnect."""
+        """Stop replays and dead-letter indexing, stop serving health, close channels, flush
+        the producer, disconnect."""
+        await self.recovery.aclose()
         await self.health.aclose()
         await self.catalog.aclose()
         await self.publisher.aclose()

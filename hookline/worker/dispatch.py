@@ -190,6 +190,9 @@ class Dispatcher:
                 extra=_context(record),
             )
             return None
+        # A deferral's record waits at the step it was deferred at; a failure's is the next; one
+        # never tried (a replay's) starts the schedule.
+        step = record.retries_done + (1 if record.attempts and not record.deferrals else 0)
         return Notification(
             event=event,
             webhook_id=webhook.webhook_id,
@@ -198,8 +201,7 @@ class Dispatcher:
             delivery_id=record.delivery_id,
             attempt=record.attempts + 1,
             channel_index=record.channel_index,
-            # A deferral's record waits at the step it was deferred at; a failure's is the next.
-            retries_done=record.retries_done + (0 if record.deferrals else 1),
+            retries_done=step,
             deferrals=record.deferrals,
             held_since=record.held_since.timestamp() if record.held_since else None,
         )

@@ -20,6 +20,10 @@ ENDPOINTS = {
     "/v1/organizations/webhooks/{webhook_id}/test": {"post"},
     "/v1/organizations/webhooks/{webhook_id}/deliveries": {"get"},
     "/v1/organizations/webhooks/{webhook_id}/rotate-secret": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/dead-letters": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replay": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}/cancel": {"post"},
     "/healthz": {"get"},
 }
 
