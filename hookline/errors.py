@@ -75,3 +75,31 @@ class DeliveryError(HooklineError):
         self.status = status
         self.retry_after = retry_after
         self.scope = scope
+
+
+class ReplayNotFoundError(RegistryError):
+    """No replay with this id for this webhook (another organization's counts as missing)."""
+
+    def __init__(self, replay_id: str) -> None:
+        super().__init__(f"replay {replay_id!r} not found")
+        self.replay_id = replay_id
+
+
+class ReplayConflictError(RegistryError):
+    """A replay cannot start or be cancelled in the webhook's or replay's present state; the
+    message says what to do."""
+
+
+class ReplayRangeError(HooklineError):
+    """What a replay asks for cannot be read: older than the topic keeps, or more than a dry
+    run reads. `field` is the request's field to change."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EventLogUnavailableError(HooklineError):
+    """Kafka did not answer a replay's look-up; the same request may succeed later."""
+
+    retryable = True

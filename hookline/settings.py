@@ -193,6 +193,14 @@ class Settings(BaseSettings):
     """Dead letters of one organization within `dead_letter_alert_window` that announce
     `dead_letters.threshold_reached` on the operations topic (once per window)."""
     dead_letter_alert_window: float = Field(3600.0, ge=1, le=30 * 86400)
+    replay_rate: float = Field(50.0, gt=0, le=100_000)
+    """Deliveries per second one worker's replays send, all together: modest, so that live
+    deliveries keep the destinations' and the worker's capacity."""
+    replay_dry_run_limit: int = Field(200_000, ge=1, le=100_000_000)
+    """Records of the source topics a dry run of an events replay may read."""
+    dead_letters_per_webhook: int = Field(10_000, ge=1, le=1_000_000)
+    """Dead letters listed (and replayable) per webhook, the most recent; older ones stay on
+    the dead-letter topic only."""
     secret_keys: SecretStr | None = None
     """Fernet keys, comma-separated, that encrypt webhooks in Redis: the first encrypts, every
     one decrypts (put a new key first to rotate). The API and the worker refuse to start without."""

@@ -10,7 +10,15 @@ from fastapi import FastAPI
 from hookline import __version__
 from hookline.api.body_limit import BodySizeLimit
 from hookline.api.errors import install_error_handlers
-from hookline.api.routes import channels, deliveries, health, notification_contact, webhooks
+from hookline.api.routes import (
+    channels,
+    dead_letters,
+    deliveries,
+    health,
+    notification_contact,
+    replays,
+    webhooks,
+)
 from hookline.api.services import ApiServices, open_services
 from hookline.registry.encryption import record_cipher
 from hookline.settings import Settings
@@ -41,6 +49,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
-    for routes in (webhooks, channels, deliveries, notification_contact, health):
+    for routes in (
+        webhooks,
+        channels,
+        deliveries,
+        dead_letters,
+        replays,
+        notification_contact,
+        health,
+    ):
         app.include_router(routes.router)
     return app

@@ -23,6 +23,13 @@ from hookline.schemas import (
     WebhookEventType,
 )
 from hookline.schemas.contacts import NotificationContact
+from hookline.schemas.replays import (
+    DeadLetterSummary,
+    ReplayCounts,
+    ReplayJob,
+    ReplayRequest,
+    ReplayState,
+)
 from hookline.schemas.webhooks import ChannelHealth
 
 
@@ -185,3 +192,64 @@ class ContactView(BaseModel):
         if self._reveal and isinstance(channel.configs, HttpConfigs):
             dumped["configs"]["secret"] = channel.configs.secret.get_secret_value()
         return dumped
+
+
+class DeadLetterView(BaseModel):
+    """One delivery given up on, as the webhook's dead letters list it."""
+
+    event_id: str
+    event_type: str
+    channel: str = Field(description="The kind of the channel, e.g. `webhook`.")
+    channel_index: int = Field(description="Which of the webhook's channels (from 0).")
+    delivery_id: str = Field(description="The delivery's id (`webhook-id` for HTTP).")
+    reason: str = Field(
+        description="`retries_exhausted`, `permanent_failure`, `too_large_to_retry` or "
+        "`destination_unavailable`."
+    )
+    attempts: int = Field(description="Attempts that reached the destination.")
+    last_error: str | None = Field(description="The start of the last attempt's error.")
+    last_status: int | None = Field(description="The last HTTP or SMTP status, if any.")
+    failed_at: datetime = Field(description="UTC time the delivery was given up on.")
+    event_kept: bool = Field(
+        description="Whether a replay can send it: false for an event too large to keep."
+    )
+
+    @classmethod
+    def of(cls, summary: DeadLetterSummary) -> Self:
+        """The view of an indexed dead letter."""
+        return cls.model_validate(summary.model_dump(exclude={"partition", "offset"}))
+
+
+class DeadLetterList(BaseModel):
+    """One page of a webhook's dead letters, newest first."""
+
+    data: list[DeadLetterView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class ReplayView(BaseModel):
+    """A replay job: what it sends again, its state and progress."""
+
+    replay_id: str = Field(examples=["rpl_3q2x9yVb0kTz1mWd"])
+    webhook_id: str
+    state: ReplayState
+    counts: ReplayCounts
+    request: ReplayRequest = Field(description="What was asked; `until` as the job uses it.")
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = Field(description="When it finished, was cancelled or failed.")
+    error: str | None = Field(description="Why it failed, for a failed replay.")
+
+    @classmethod
+    def of(cls, job: ReplayJob) -> Self:
+        """The view of a stored job."""
+        return cls.model_validate(job.model_dump(exclude={"internal_id"}))
+
+
+class ReplayCount(BaseModel):
+    """A dry run's answer: the deliveries the replay would send (those that succeeded before
+    under the same id are not counted)."""
+
+    count: int

@@ -77,6 +77,28 @@ class RegistryKeys:
         """Stream of operational events waiting for a worker to publish them to Kafka."""
         return f"{self.prefix}:operations"
 
+    def dead_letters(self, org: str, webhook_id: str) -> str:
+        """Sorted set (by member) of a webhook's most recent dead letters: `DeadLetterIndex`."""
+        return f"{self.prefix}:{{{org}}}:dl:{webhook_id}"
+
+    def replay(self, org: str, replay_id: str) -> str:
+        """Hash of one replay job: what was asked, its state, counts and cursor."""
+        return f"{self.prefix}:{{{org}}}:replay:{replay_id}"
+
+    def replay_lease(self, org: str, replay_id: str) -> str:
+        """String: the worker running a replay job, until it expires or is released."""
+        return f"{self.prefix}:{{{org}}}:replay-lease:{replay_id}"
+
+    def replaying(self, org: str, webhook_id: str) -> str:
+        """String: the id of a webhook's running replay (one at a time per webhook)."""
+        return f"{self.prefix}:{{{org}}}:replaying:{webhook_id}"
+
+    @property
+    def active_replays(self) -> str:
+        """Sorted set of the replay jobs not yet seen to an end by a worker, as `org/replay_id`,
+        by creation time: where workers look for work."""
+        return f"{self.prefix}:replays"
+
     @property
     def rate_limits(self) -> str:
         """Prefix of rate-limit windows, each a list of the window's hit times; the `limits`

@@ -194,11 +194,14 @@ class WebhookStore:
         raise ConcurrentUpdateError(f"webhook {webhook_id!r} kept changing; try again")
 
     async def delete(self, org: str, webhook_id: str) -> None:
-        """Remove the webhook, its index entries and its delivery log; announce the change."""
+        """Remove the webhook, its index entries, its delivery log and its dead letters' index;
+        announce the change."""
         current = await self.get(org, webhook_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(
-                self._keys.webhook(org, webhook_id), self._keys.delivery_log(org, webhook_id)
+                self._keys.webhook(org, webhook_id),
+                self._keys.delivery_log(org, webhook_id),
+                self._keys.dead_letters(org, webhook_id),
             )
             pipe.zrem(self._keys.webhooks(org), _order_member(current))
             self._queue_index_update(pipe, current, None)

@@ -29,8 +29,14 @@ from hookline.worker.backoff import until_done
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
-from hookline.worker.operations import OperationalEvents, WorkerPresence, open_operations
+from hookline.worker.operations import (
+    OperationalEvents,
+    WorkerPresence,
+    open_operations,
+    replay_announcer,
+)
 from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
+from hookline.worker.recovery import Recovery
 from hookline.worker.send_rate import SendRates
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 
@@ -54,6 +60,7 @@ class Components:
     operations: OperationalEvents
     """Publishes hookline's operational events: `await parts.operations.publish(event)`."""
     presence: WorkerPresence
+    recovery: Recovery
 
     @classmethod
     async def open(
@@ -112,6 +119,8 @@ class Components:
         dispatcher = Dispatcher(
             cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay
         )
+        announce = replay_announcer(ops.events)
+        recovery = Recovery.start(settings, redis, cache, dispatcher, publisher, announce)
         parts = cls(
             redis,
             cache,
@@ -125,6 +134,7 @@ class Components:
             health,
             ops.events,
             ops.presence,
+            recovery,
         )
         try:
             await ops.presence.start()
@@ -134,8 +144,9 @@ class Components:
         return parts
 
     async def aclose(self) -> None:
-        """Say the worker left, stop serving health, close channels, flush the producer,
-        disconnect."""
+        """Stop replays and dead-letter indexing, say the worker left, stop serving health, close
+        channels, flush the producer, disconnect."""
+        await self.recovery.aclose()
         await self.presence.aclose()
         await self.health.aclose()
         await self.catalog.aclose()

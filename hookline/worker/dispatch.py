@@ -281,8 +281,9 @@ def _retry_notification(record: RetryRecord, webhook: Webhook) -> Notification:
         delivery_id=record.delivery_id,
         attempt=record.attempts + 1,
         channel_index=record.channel_index,
-        # A deferral's record waits at the step it was deferred at; a failure's is the next.
-        retries_done=record.retries_done + (0 if record.deferrals else 1),
+        # A deferral's record waits at the step it was deferred at; a failure's is the next; one
+        # never tried (a replay's) starts the schedule.
+        retries_done=record.retries_done + (1 if record.attempts and not record.deferrals else 0),
         deferrals=record.deferrals,
         held_since=record.held_since.timestamp() if record.held_since else None,
     )

@@ -22,10 +22,12 @@ from hookline.registry.encryption import RecordCipher
 from hookline.registry.health_tracking import HealthTracker
 from hookline.registry.operations import DeadLetterCounts, OperationsOutbox
 from hookline.schemas.operations import OperationalEvent, OperationalEventType
+from hookline.schemas.replays import ReplayJob, ReplayState
 from hookline.settings import Settings
 from hookline.worker.backoff import INFRASTRUCTURE_ERRORS
 from hookline.worker.owner_notices import OwnerNotices
 from hookline.worker.publisher import RecordPublisher
+from hookline.worker.replays import Announce
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,29 @@ class OperationalEvents:
         """Publish `events`; returns once Kafka has acknowledged them (waiting while it is down)."""
         records = [(event.key(), event.model_dump_json().encode()) for event in events]
         await self._publisher.publish(self.topic, records)
+
+
+def replay_announcer(events: OperationalEvents) -> Announce:
+    """Announces each replay a worker takes up (`replay.started`) and sees to an end
+    (`replay.finished`, with its state and counts)."""
+
+    async def announce(job: ReplayJob) -> None:
+        started = job.state is ReplayState.RUNNING
+        kind = (
+            OperationalEventType.REPLAY_STARTED if started else OperationalEventType.REPLAY_FINISHED
+        )
+        details: dict[str, object] = {
+            "replay_id": job.replay_id,
+            "source": job.request.source.value,
+        }
+        if not started:
+            details |= {"state": job.state.value, "counts": job.counts.model_dump()}
+        event = OperationalEvent(
+            type=kind, organization=job.internal_id, webhook=job.webhook_id, details=details
+        )
+        await events.publish(event)
+
+    return announce
 
 
 class OperationsRelay:

@@ -22,6 +22,10 @@ ENDPOINTS = {
     "/v1/organizations/webhooks/{webhook_id}/rotate-secret": {"post"},
     "/v1/organizations/webhooks/{webhook_id}/channels/{channel_index}/enable": {"post"},
     "/v1/organizations/notification-contact": {"get", "put", "delete"},
+    "/v1/organizations/webhooks/{webhook_id}/dead-letters": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replay": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}/cancel": {"post"},
     "/healthz": {"get"},
 }
 
