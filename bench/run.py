@@ -245,7 +245,7 @@ async def _run(names: list[str], options: Options) -> tuple[list[Row], bool]:
     run_id = new_run_id()
     sink = await Sink.start()
     kafka = Kafka(settings.kafka_bootstrap_servers)
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     bench = Bench(options, settings, sink, kafka, redis, run_id)
     failed = False
     try:

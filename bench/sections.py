@@ -162,7 +162,9 @@ class Bench:
     @property
     def store(self) -> WebhookStore:
         """The registry, as the API writes it."""
-        return WebhookStore(self.redis, RegistryKeys(self.prefix), record_cipher(self.settings))
+        return WebhookStore(
+            self.redis, RegistryKeys(self.prefix), record_cipher(self.settings.secret_keys)
+        )
 
     def add(self, *rows: Row) -> None:
         """Record rows and echo them, so a long run shows progress."""

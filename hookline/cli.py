@@ -127,7 +127,7 @@ async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
     org = args.org or new_organization_id()
     if args.org is None:
         print(f"organization: {org}")
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         key = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).create(org)
     finally:
@@ -136,7 +136,7 @@ async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         revoked = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).revoke(args.key)
     finally:
@@ -151,8 +151,8 @@ async def _secrets_generate_key(settings: Settings, args: argparse.Namespace) ->
 
 
 async def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
-    cipher = record_cipher(settings)
-    redis = connect_redis(settings)
+    cipher = record_cipher(settings.secret_keys)
+    redis = connect_redis(settings.redis_url)
     try:
         store = WebhookStore(redis, RegistryKeys(settings.redis_key_prefix), cipher)
         rewritten = await store.reencrypt_all()
@@ -163,9 +163,9 @@ async def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _registry_export(settings: Settings, args: argparse.Namespace) -> None:
     secrets = SecretsMode(args.secrets)
-    cipher = record_cipher(settings)
+    cipher = record_cipher(settings.secret_keys)
     keys = RegistryKeys(settings.redis_key_prefix)
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         async with _channel_redaction(settings, secrets) as redact:
             store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
@@ -232,9 +232,9 @@ def _output(path: str) -> Iterator[IO[str]]:
 
 async def _registry_import(settings: Settings, args: argparse.Namespace) -> None:
     lines = await asyncio.to_thread(_input_lines, args.input)
-    cipher = record_cipher(settings)
+    cipher = record_cipher(settings.secret_keys)
     keys = RegistryKeys(settings.redis_key_prefix)
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
         done = await RegistryImport(store, api_keys).run(lines)
@@ -257,10 +257,12 @@ def _input_lines(path: str) -> list[bytes]:
 
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         keys = RegistryKeys(settings.redis_key_prefix)
-        await WebhookStore(redis, keys, record_cipher(settings)).get(args.org, args.webhook)
+        await WebhookStore(redis, keys, record_cipher(settings.secret_keys)).get(
+            args.org, args.webhook
+        )
         index = DeadLetterIndex(redis, keys, settings.dead_letters_per_webhook)
         page = await index.page(args.org, args.webhook, args.limit, args.cursor)
     finally:
@@ -273,10 +275,10 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _replay_start(settings: Settings, args: argparse.Namespace) -> None:
     request = _replay_request(args)
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         keys = RegistryKeys(settings.redis_key_prefix)
-        webhooks = WebhookStore(redis, keys, record_cipher(settings))
+        webhooks = WebhookStore(redis, keys, record_cipher(settings.secret_keys))
         index = DeadLetterIndex(redis, keys, settings.dead_letters_per_webhook)
         sources = ReplaySources(
             settings.kafka_bootstrap_servers,
@@ -313,7 +315,7 @@ def _replay_request(args: argparse.Namespace) -> ReplayRequest:
 
 
 async def _replay_status(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         job = await ReplayStore(redis, RegistryKeys(settings.redis_key_prefix)).get(
             args.org, args.id
@@ -324,7 +326,7 @@ async def _replay_status(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _replay_cancel(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         job = await ReplayStore(redis, RegistryKeys(settings.redis_key_prefix)).cancel(
             args.org, args.id

@@ -70,13 +70,13 @@ def settings(key_prefix: str) -> Settings:
 @pytest.fixture
 def cipher(settings: Settings) -> RecordCipher:
     """What encrypts the test's webhooks in Redis, as the API and the worker make it."""
-    return record_cipher(settings)
+    return record_cipher(settings.secret_keys)
 
 
 @pytest.fixture
 async def redis(settings: Settings, key_prefix: str) -> AsyncIterator[Redis]:
     """A client of the real Redis, made as hookline makes it; the test's keys go afterwards."""
-    client = connect_redis(settings)
+    client = connect_redis(settings.redis_url)
     yield client
     keys = [key async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000)]
     if keys:

@@ -214,7 +214,7 @@ async def test_worker_serves_health_and_stops_on_sigterm(cli_settings: Settings)
 
 
 async def _organization_of(settings: Settings, key: str) -> str | None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         return await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).organization_of(
             key

@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The API for `settings`; Redis and the channels are opened when the app starts.
 
     Raises ConfigurationError at once if HOOKLINE_SECRET_KEYS is missing or invalid."""
-    cipher = record_cipher(settings)
+    cipher = record_cipher(settings.secret_keys)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiServices]]:

@@ -62,7 +62,7 @@ class ApiServices:
 async def open_services(settings: Settings, cipher: RecordCipher) -> AsyncIterator[ApiServices]:
     """Connect to Redis, check its persistence and open the channels; everything is closed on
     exit."""
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         catalog = await ChannelCatalog.open(settings)
         try:

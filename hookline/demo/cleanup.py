@@ -35,7 +35,7 @@ async def _delete_topics(settings: Settings) -> None:
 
 
 async def _delete_keys(settings: Settings) -> None:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         pattern = f"{settings.redis_key_prefix}:*"
         keys = [key async for key in redis.scan_iter(match=pattern, count=1000)]

@@ -128,7 +128,7 @@ class _Demo:
         receivers = await stack.enter_async_context(Receivers.running())
         settings = demo_settings(self._base, self._run, receivers)
         stack.push_async_callback(forget_run, settings)
-        redis = connect_redis(settings)
+        redis = connect_redis(settings.redis_url)
         stack.push_async_callback(redis.aclose)
         api = await _started(stack, ApiServer(settings))
         worker = await _started(stack, WorkerServer(settings))

@@ -10,10 +10,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import FullJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from hookline.settings import Settings
 
-
-def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
+def connect_redis(url: str, max_connections: int = 64) -> Redis:
     """A pooled client: callers wait for a free connection instead of failing under load, and
     connection blips are retried briefly before an error reaches them."""
     options: dict[str, Any] = {
@@ -25,7 +23,7 @@ def connect_redis(settings: Settings, max_connections: int = 64) -> Redis:
         "retry": Retry(FullJitterBackoff(cap=1.0, base=0.05), retries=3),
         "retry_on_error": [ConnectionError, TimeoutError],
     }
-    options.update(parse_url(settings.redis_url))  # as from_url does: the URL's options win
+    options.update(parse_url(url))  # as from_url does: the URL's options win
     # The URL's scheme chooses the connection class (plain, TLS or Unix socket). With hiredis
     # installed, redis-py (8.2 on) packs the asyncio client's commands in C, as its synchronous
     # client does (redis/redis-py#4176); before 8.2 it packs them in Python.

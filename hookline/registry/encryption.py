@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import SecretStr
 
 from hookline.errors import ConfigurationError, RegistryError
-from hookline.settings import Settings
 
 SECRET_KEYS_VARIABLE = "HOOKLINE_SECRET_KEYS"  # noqa: S105 - a variable name, not a key
 GENERATE_KEY_HINT = (
@@ -73,12 +73,12 @@ class RecordCipher:
             raise RecordDecryptionError() from None
 
 
-def record_cipher(settings: Settings) -> RecordCipher:
+def record_cipher(secret_keys: SecretStr | None) -> RecordCipher:
     """The cipher of HOOKLINE_SECRET_KEYS; ConfigurationError if it is unset or not valid."""
-    if settings.secret_keys is None:
+    if secret_keys is None:
         raise ConfigurationError(
             f"{SECRET_KEYS_VARIABLE} is not set: the API and the worker need it to encrypt and "
             f"decrypt the secrets of webhooks in Redis; {GENERATE_KEY_HINT}"
         )
-    text = settings.secret_keys.get_secret_value()
+    text = secret_keys.get_secret_value()
     return RecordCipher([key.strip() for key in text.split(",") if key.strip()])

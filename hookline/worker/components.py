@@ -74,13 +74,13 @@ class Components:
 
         Failing or cancelled (a stop during start-up), it closes again whatever it started.
         A missing or invalid HOOKLINE_SECRET_KEYS fails it before anything starts."""
-        cipher = record_cipher(settings)
+        cipher = record_cipher(settings.secret_keys)
         async with contextlib.AsyncExitStack() as started:
             metrics = WorkerMetrics()
             health = HealthServer(metrics, alive=alive, ready=ready)
             started.push_async_callback(health.aclose)
             await health.start(settings.metrics_host, settings.metrics_port)
-            redis = connect_redis(settings)
+            redis = connect_redis(settings.redis_url)
             started.push_async_callback(redis.aclose)
             keys = RegistryKeys(settings.redis_key_prefix)
             store = WebhookStore(redis, keys, cipher)

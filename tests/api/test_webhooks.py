@@ -189,7 +189,7 @@ async def test_organizations_see_only_their_own_webhooks(alice: Tenant, bob: Ten
 @pytest.fixture
 async def worker_cache(settings: Settings, cipher: RecordCipher) -> AsyncIterator[WebhookCache]:
     """A worker's cache of the registry, on a Redis connection of its own."""
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     keys = RegistryKeys(settings.redis_key_prefix)
     cache = WebhookCache(WebhookStore(redis, keys, cipher), redis, keys, ttl=300)
     await cache.start()

@@ -201,7 +201,7 @@ async def test_a_ledger_that_cannot_be_read_holds_the_delivery_back_for_a_retry(
     refused_url: str,
 ) -> None:
     nowhere = "redis://" + refused_url.removeprefix("http://")
-    unreachable = connect_redis(settings.model_copy(update={"redis_url": nowhere}))
+    unreachable = connect_redis(nowhere)
     ledger = ReachedRecipients(unreachable, RegistryKeys(settings.redis_key_prefix), ttl=600)
     channel = await build_channel(reached=ledger)
 

@@ -55,7 +55,7 @@ async def test_demo_delivers_every_channel_and_dead_letters_the_failing_endpoint
 
     run = re.search(r"hookline-demo-(\w+)\.log", out)
     assert run is not None, out
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         leftovers = [key async for key in redis.scan_iter(match=f"hookline-demo-{run[1]}:*")]
     finally:

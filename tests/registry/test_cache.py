@@ -24,7 +24,7 @@ async def cache(
     settings: Settings, keys: RegistryKeys, cipher: RecordCipher
 ) -> AsyncIterator[WebhookCache]:
     """A cache with a Redis connection of its own, as a worker process has."""
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     cache = WebhookCache(WebhookStore(redis, keys, cipher), redis, keys, ttl=300)
     await cache.start()
     yield cache

@@ -9,7 +9,6 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from hookline.registry import connect_redis
-from hookline.settings import Settings
 from tests.conftest import REDIS_URL
 
 
@@ -22,7 +21,7 @@ from tests.conftest import REDIS_URL
     ],
 )
 def test_the_url_scheme_chooses_the_connection_kind(url: str, kind: type) -> None:
-    pool = connect_redis(Settings(redis_url=url)).connection_pool
+    pool = connect_redis(url).connection_pool
 
     assert issubclass(pool.connection_class, kind)
     if kind is Connection:
@@ -34,7 +33,7 @@ def test_the_url_scheme_chooses_the_connection_kind(url: str, kind: type) -> Non
 
 async def test_commands_of_every_argument_kind_reach_the_server_intact(key_prefix: str) -> None:
     parts = urlsplit(REDIS_URL)
-    redis = connect_redis(Settings(redis_url=f"redis://{parts.netloc}/3"))
+    redis = connect_redis(f"redis://{parts.netloc}/3")
     other_db = Redis.from_url(f"redis://{parts.netloc}/3", decode_responses=True)
     key = f"{key_prefix}:h"
     try:

@@ -235,10 +235,10 @@ async def test_worker_survives_redis_going_away_and_delivers_everything_afterwar
     settings = worker_settings.model_copy(
         update={"redis_url": own_redis.url, "metrics_port": free_port()}
     )
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         store = WebhookStore(
-            redis, RegistryKeys(settings.redis_key_prefix), record_cipher(settings)
+            redis, RegistryKeys(settings.redis_key_prefix), record_cipher(settings.secret_keys)
         )
         org = new_organization_id()
         webhook = await create_webhook(store, org, [http_channel(receiver.url())])

@@ -105,7 +105,7 @@ async def test_an_export_imported_into_an_empty_redis_delivers_as_before(
 
 
 async def _stored(settings: Settings, cipher: RecordCipher, org: str, webhook_id: str) -> Any:
-    redis = connect_redis(settings)
+    redis = connect_redis(settings.redis_url)
     try:
         return await WebhookStore(redis, RegistryKeys(settings.redis_key_prefix), cipher).get(
             org, webhook_id
