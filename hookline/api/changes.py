@@ -67,13 +67,13 @@ class ConfigChanges:
 
     def replace(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
         """The configuration that replaces `current`'s."""
-        config = _validate(WebhookReplace, self._restored(body, current.channels))
+        config = _validate(WebhookReplace, self._kept(body, current.channels))
         self._check_installed(config.channels)
         return _without_expired_secrets(config)
 
     def patch(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
         """`current`'s configuration with the fields of the patch changed."""
-        patch = _validate(WebhookPatch, self._restored(body, current.channels))
+        patch = _validate(WebhookPatch, self._kept(body, current.channels))
         # Channels a patch leaves alone stay usable even if their plugin has gone since.
         if patch.channels is not None:
             self._check_installed(patch.channels)
@@ -96,6 +96,17 @@ class ConfigChanges:
         if not isinstance(channels, list):
             return body
         return {**body, "channels": self._secrets.restore(channels, stored)}
+
+    def _kept(self, body: dict[str, Any], stored: Sequence[Channel]) -> dict[str, Any]:
+        """`body` with the stored secrets it keeps; 409 where a placeholder stands for a secret
+        that the stored channel at its position does not have (the sender's copy is stale)."""
+        try:
+            return self._restored(body, stored)
+        except RequestValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, error['loc'][1:]))}: {error['msg']}" for error in exc.errors()
+            )
+            raise HTTPException(status.HTTP_409_CONFLICT, f"{problems}; send the secret") from None
 
     def _check_installed(self, channels: list[Channel]) -> None:
         """Each channel is installed, and a plugin's configs match the plugin's model."""

@@ -1,18 +1,19 @@
-"""What the API answers with: webhooks without `internal_id` and with their secrets redacted."""
+"""What the API answers with: webhooks without `internal_id` and with their secrets redacted,
+and the bodies of its error answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Self
 
-from pydantic import (
-    BaseModel,
-    Field,
-    PrivateAttr,
-    SerializerFunctionWrapHandler,
-    field_serializer,
+from pydantic import BaseModel, Field
+
+from hookline.api.channel_views import (
+    ChannelView,
+    WrittenChannelView,
+    channel_views,
+    written_channel_views,
 )
-
 from hookline.api.redaction import ChannelSecrets
 from hookline.schemas import (
     Channel,
@@ -24,12 +25,7 @@ from hookline.schemas import (
 )
 
 
-class WebhookView(BaseModel):
-    """Configured webhook subscription for organization event notifications.
-
-    Secrets (signing secrets, tokens, Slack webhook URLs) are write-only and show as "**********".
-    """
-
+class _WebhookFields(BaseModel):
     webhook_id: str = Field(
         description="Unique identifier: 'wh_' followed by 10 alphanumerics.",
         examples=["wh_abc123def4"],
@@ -38,48 +34,48 @@ class WebhookView(BaseModel):
     event_types: list[WebhookEventType] = Field(
         description="Event types that trigger this webhook ('*' for all)."
     )
-    channels: list[Channel] = Field(description="Where each event is delivered, all of them.")
     is_active: bool = Field(description="Whether events trigger notifications (False: paused).")
     created_at: datetime = Field(description="UTC time of creation; never changes.")
     updated_at: datetime = Field(description="UTC time of the most recent change.")
     last_error: DeliveryFailure | None = Field(description="The last failed delivery, if any.")
     last_success_at: datetime | None = Field(description="UTC time of the last delivery.")
 
+
+class WebhookView(_WebhookFields):
+    """Configured webhook subscription for organization event notifications.
+
+    Secrets (signing secrets, tokens, Slack webhook URLs) are write-only and show as "**********".
+    """
+
+    channels: list[ChannelView] = Field(description="Where each event is delivered, all of them.")
+
     @classmethod
     def of(cls, webhook: Webhook, secrets: ChannelSecrets) -> Self:
         """The view of a stored webhook."""
-        channels = [secrets.redact(channel) for channel in webhook.channels]
         return cls.model_validate(
-            webhook.model_copy(update={"channels": channels}), from_attributes=True
+            {**dict(webhook), "channels": channel_views(webhook.channels, secrets)}
         )
 
 
-class WebhookWithNewSecrets(WebhookView):
+class WebhookWithNewSecrets(_WebhookFields):
     """A webhook as a write returns it: each signing secret this request set is shown in full.
 
     This is the only time a new signing secret is shown; store it to verify deliveries.
     """
 
-    _revealed: frozenset[int] = PrivateAttr(default=frozenset())
+    channels: list[WrittenChannelView] = Field(
+        description="Where each event is delivered, all of them."
+    )
 
     @classmethod
     def after_write(cls, webhook: Webhook, before: Webhook | None, secrets: ChannelSecrets) -> Self:
         """The view of `webhook` with the signing secrets that `before` did not have revealed."""
-        view = cls.of(webhook, secrets)
         old = {value for _, value in _signing_secrets(before.channels if before else [])}
-        new = _signing_secrets(webhook.channels)
-        view._revealed = frozenset(index for index, value in new if value not in old)
-        return view
-
-    @field_serializer("channels", mode="wrap")
-    def _reveal(
-        self, channels: list[Channel], handler: SerializerFunctionWrapHandler
-    ) -> list[dict[str, Any]]:
-        dumped: list[dict[str, Any]] = handler(channels)
-        for index, value in _signing_secrets(self.channels):
-            if index in self._revealed:
-                dumped[index]["configs"]["secret"] = value
-        return dumped
+        revealed = [
+            index for index, value in _signing_secrets(webhook.channels) if value not in old
+        ]
+        channels = written_channel_views(webhook.channels, secrets, revealed)
+        return cls.model_validate({**dict(webhook), "channels": channels})
 
 
 def _signing_secrets(channels: list[Channel]) -> list[tuple[int, str]]:
@@ -111,3 +107,25 @@ class SentTestEvent(BaseModel):
     event_id: str
     event_type: WebhookEventType
     attempts: list[DeliveryAttempt]
+
+
+class ErrorMessage(BaseModel):
+    """An error answer: what is wrong and, where it helps, what to do."""
+
+    detail: str
+
+
+class Problem(BaseModel):
+    """One reason a request was refused: the field (`loc`) and what is wrong with it (`msg`).
+
+    The value sent is never quoted: it may be a secret."""
+
+    type: str = Field(description="The kind of problem, e.g. `missing` or `quota_exceeded`.")
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field.")
+    msg: str
+
+
+class InvalidRequest(BaseModel):
+    """A refused request: every problem found, each at its field."""
+
+    detail: list[Problem]

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from hookline.api.dependencies import Services
+from hookline.api.routes import REGISTRY_UNAVAILABLE
 
 router = APIRouter(tags=["health"])
 
@@ -22,7 +23,7 @@ class Health(BaseModel):
     "/healthz",
     summary="Check health",
     description="200 when Redis answers a ping; 503 when it does not.",
-    responses={503: {"description": "Redis is unavailable."}},
+    responses=REGISTRY_UNAVAILABLE,
 )
 async def healthz(services: Services) -> Health:
     await services.redis.ping()
