@@ -17,8 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl \
-    && rm -rf /wheels
+COPY constraints.txt /tmp/constraints.txt
+RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
+    && rm -rf /wheels /tmp/constraints.txt
 
 # Run unprivileged; the service needs no files of its own at run time.
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin hookline

@@ -31,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from bench.compiled import compiled_tree
 from bench.report import Row, machine_lines, table
 from bench.sections import SECTIONS, Bench, Options, new_run_id
 from bench.stack import Kafka, Sink
@@ -158,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="run the workers from another copy of the source (to compare two versions)",
     )
+    parser.add_argument(
+        "--compiled",
+        action="store_true",
+        help="run the workers from a copy of the source compiled with mypyc (built first)",
+    )
     return parser
 
 
@@ -208,7 +214,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         log_dir=out,
         profile_dir=out if args.profile else None,
         worker_env=extra,
-        worker_tree=args.worker_tree,
+        worker_tree=compiled_tree(out) if args.compiled else args.worker_tree,
         tenants=_tenant_sizes(sizes),
     )
 

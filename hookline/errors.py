@@ -6,7 +6,10 @@ from hookline.schemas.common import FailureScope
 
 
 class HooklineError(Exception):
-    """Root of every error hookline raises on purpose."""
+    """Root of every error hookline raises on purpose. `retryable` says whether the same call may
+    succeed later (a rate limit that frees, a peer that comes back), so callers check one flag."""
+
+    retryable: bool = False
 
 
 class ConfigurationError(HooklineError):
@@ -32,6 +35,8 @@ class WebhookNotFoundError(RegistryError):
 class ConcurrentUpdateError(RegistryError):
     """A webhook kept changing under an update; the caller may try again."""
 
+    retryable = True
+
 
 class WebhookQuotaError(RegistryError):
     """The organization already has as many webhooks as it may; none was created."""
@@ -43,6 +48,8 @@ class WebhookQuotaError(RegistryError):
 
 class RateLimitedError(HooklineError):
     """A rate limit is used up; the message names it, `retry_after` says when it frees (s)."""
+
+    retryable = True
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -68,3 +75,31 @@ class DeliveryError(HooklineError):
         self.status = status
         self.retry_after = retry_after
         self.scope = scope
+
+
+class ReplayNotFoundError(RegistryError):
+    """No replay with this id for this webhook (another organization's counts as missing)."""
+
+    def __init__(self, replay_id: str) -> None:
+        super().__init__(f"replay {replay_id!r} not found")
+        self.replay_id = replay_id
+
+
+class ReplayConflictError(RegistryError):
+    """A replay cannot start or be cancelled in the webhook's or replay's present state; the
+    message says what to do."""
+
+
+class ReplayRangeError(HooklineError):
+    """What a replay asks for cannot be read: older than the topic keeps, or more than a dry
+    run reads. `field` is the request's field to change."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EventLogUnavailableError(HooklineError):
+    """Kafka did not answer a replay's look-up; the same request may succeed later."""
+
+    retryable = True

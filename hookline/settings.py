@@ -121,7 +121,7 @@ class TemplateBudget(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKLINE_TEMPLATE_", frozen=True)
 
     time_budget: float = Field(0.1, gt=0, le=10)
-    """Seconds one render may take (a duration such as `100ms`)."""
+    """Seconds of CPU one render may take (a duration such as `100ms`)."""
     max_output: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     """Characters a rendered template may have; also the most characters or items any one value
     it builds (a string, a list, a padded width) may hold."""
@@ -185,6 +185,22 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=0, le=65535)
     allow_private_destinations: bool = False
     cache_ttl: float = Field(60.0, gt=0)
+    disable_after: float = Field(5 * 86400.0, gt=0)
+    """Seconds a channel may fail every delivery before it is disabled; its owner is warned at
+    half of it (a duration such as `5d`)."""
+    operations_topic: str = Field("hookline.operations", min_length=1)
+    dead_letter_alert_threshold: int = Field(100, ge=1, le=10_000_000)
+    """Dead letters of one organization within `dead_letter_alert_window` that announce
+    `dead_letters.threshold_reached` on the operations topic (once per window)."""
+    dead_letter_alert_window: float = Field(3600.0, ge=1, le=30 * 86400)
+    replay_rate: float = Field(50.0, gt=0, le=100_000)
+    """Deliveries per second one worker's replays send, all together: modest, so that live
+    deliveries keep the destinations' and the worker's capacity."""
+    replay_dry_run_limit: int = Field(200_000, ge=1, le=100_000_000)
+    """Records of the source topics a dry run of an events replay may read."""
+    dead_letters_per_webhook: int = Field(10_000, ge=1, le=1_000_000)
+    """Dead letters listed (and replayable) per webhook, the most recent; older ones stay on
+    the dead-letter topic only."""
     secret_keys: SecretStr | None = None
     """Fernet keys, comma-separated, that encrypt webhooks in Redis: the first encrypts, every
     one decrypts (put a new key first to rotate). The API and the worker refuse to start without."""
@@ -222,7 +238,13 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("slow_delivery_after", "deferral_max_age", mode="before")
+    @field_validator(
+        "slow_delivery_after",
+        "deferral_max_age",
+        "disable_after",
+        "dead_letter_alert_window",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

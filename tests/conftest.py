@@ -98,14 +98,16 @@ def make_event(
 
 
 def with_own_topics(settings: Settings, kind: str, **changes: Any) -> Settings:
-    """`settings` with source topic, group, retry tiers and dead-letter topic of one test's own
-    (plus `changes`); delete them afterwards with `delete_topics(..., topics_of(...))`."""
+    """`settings` with source topic, group, retry tiers, dead-letter and operations topics of
+    one test's own (plus `changes`); delete them afterwards with
+    `delete_topics(..., topics_of(...))`."""
     run = f"{kind}-{uuid.uuid4().hex[:10]}"
     names = {
         "topics": [f"test-events-{run}"],
         "consumer_group": f"test-group-{run}",
         "retry_topic_prefix": f"test-retry-{run}",
         "dlq_topic": f"test-dlq-{run}",
+        "operations_topic": f"test-operations-{run}",
     }
     return settings.model_copy(update=names | changes)
 
@@ -113,7 +115,7 @@ def with_own_topics(settings: Settings, kind: str, **changes: Any) -> Settings:
 def topics_of(settings: Settings) -> list[str]:
     """Every topic a worker with these settings reads or writes."""
     tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
-    return [*settings.topics, *tiers.topics, settings.dlq_topic]
+    return [*settings.topics, *tiers.topics, settings.dlq_topic, settings.operations_topic]
 
 
 class LagProbe:

@@ -57,7 +57,10 @@ def test_compose_runs_the_api_and_the_worker_beside_kafka_and_redis() -> None:
 
     assert services["kafka"]["image"] == "apache/kafka:4.4.0"
     assert "broker,controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
-    assert "--appendonly" in services["redis"]["command"]
+    redis = services["redis"]["command"]
+    assert redis[redis.index("--appendonly") + 1] == "yes"
+    assert redis[redis.index("--appendfsync") + 1] == "everysec"
+    assert redis[redis.index("--save") + 1].strip()
     assert services["api"]["command"] == ["hookline", "api"]
     assert services["worker"]["command"] == ["hookline", "worker"]
     for role in ("api", "worker"):

@@ -55,6 +55,11 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ("HOOKLINE_TEMPLATE_TIME_BUDGET", "0s"),
         ("HOOKLINE_TEMPLATE_MAX_OUTPUT", "100"),
         ("HOOKLINE_TEMPLATE_MAX_ITERATIONS", "lots"),
+        ("HOOKLINE_DISABLE_AFTER", "0s"),
+        ("HOOKLINE_DISABLE_AFTER", "a week"),
+        ("HOOKLINE_DEAD_LETTER_ALERT_THRESHOLD", "0"),
+        ("HOOKLINE_DEAD_LETTER_ALERT_WINDOW", "500ms"),
+        ("HOOKLINE_OPERATIONS_TOPIC", ""),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -63,6 +68,22 @@ def test_an_invalid_value_names_its_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=variable):
         load_settings()
+
+
+def test_endpoint_health_and_operations_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    monkeypatch.setenv("HOOKLINE_DISABLE_AFTER", "36h")
+    monkeypatch.setenv("HOOKLINE_OPERATIONS_TOPIC", "ops")
+    monkeypatch.setenv("HOOKLINE_DEAD_LETTER_ALERT_THRESHOLD", "25")
+    monkeypatch.setenv("HOOKLINE_DEAD_LETTER_ALERT_WINDOW", "15m")
+
+    settings = load_settings()
+
+    assert defaults.disable_after == 5 * 86400
+    assert defaults.operations_topic == "hookline.operations"
+    assert (defaults.dead_letter_alert_threshold, defaults.dead_letter_alert_window) == (100, 3600)
+    assert (settings.disable_after, settings.operations_topic) == (36 * 3600, "ops")
+    assert (settings.dead_letter_alert_threshold, settings.dead_letter_alert_window) == (25, 900)
 
 
 def test_the_template_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,15 @@ from hookline.api.allowed_methods import install_allowed_methods
 from hookline.api.body_limit import BodySizeLimit
 from hookline.api.document import OpenApiDocument
 from hookline.api.errors import install_error_handlers
-from hookline.api.routes import deliveries, health, webhooks
+from hookline.api.routes import (
+    channels,
+    dead_letters,
+    deliveries,
+    health,
+    notification_contact,
+    replays,
+    webhooks,
+)
 from hookline.api.services import ApiServices, open_services
 from hookline.registry.encryption import record_cipher
 from hookline.settings import Settings
@@ -46,6 +54,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
     install_allowed_methods(app)
-    for routes in (webhooks, deliveries, health):
+    for routes in (
+        webhooks,
+        channels,
+        deliveries,
+        dead_letters,
+        replays,
+        notification_contact,
+        health,
+    ):
         app.include_router(routes.router)
     return app

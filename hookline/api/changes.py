@@ -8,7 +8,8 @@ validated in full. Every write drops expired previous signing secrets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from fastapi import HTTPException, status
@@ -28,6 +29,7 @@ from hookline.schemas import (
     WebhookReplace,
 )
 from hookline.schemas.common import utc_now
+from hookline.schemas.contacts import ContactWrite
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -42,6 +44,7 @@ def _documented_as(model: type[BaseModel]) -> GetPydanticSchema:
 CreateBody = Annotated[dict[str, Any], _documented_as(WebhookCreate)]
 ReplaceBody = Annotated[dict[str, Any], _documented_as(WebhookReplace)]
 PatchBody = Annotated[dict[str, Any], _documented_as(WebhookPatch)]
+ContactBody = Annotated[dict[str, Any], _documented_as(ContactWrite)]
 
 
 class ConfigChanges:
@@ -91,6 +94,20 @@ class ConfigChanges:
         channels = _with_http_configs(current.channels, lambda configs: configs.rotated(now))
         return WebhookPatch(channels=channels).apply_to(current)
 
+    def contact(self, body: dict[str, Any], stored: Channel | None) -> Channel:
+        """The channel a notification contact's write sets (its secrets kept as a webhook
+        channel's are, from the stored contact)."""
+        if "channel" in body:
+            try:
+                kept = self._restored({"channels": [body["channel"]]}, [stored] if stored else [])
+            except RequestValidationError as exc:
+                raise _stale(_at_contact(error) for error in exc.errors()) from None
+            body = {**body, "channel": kept["channels"][0]}
+        with contact_errors():
+            write = _validate(ContactWrite, body)
+            self._check_installed([write.channel])
+        return write.channel
+
     def _restored(self, body: dict[str, Any], stored: Sequence[Channel]) -> dict[str, Any]:
         channels = body.get("channels")
         if not isinstance(channels, list):
@@ -103,10 +120,7 @@ class ConfigChanges:
         try:
             return self._restored(body, stored)
         except RequestValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, error['loc'][1:]))}: {error['msg']}" for error in exc.errors()
-            )
-            raise HTTPException(status.HTTP_409_CONFLICT, f"{problems}; send the secret") from None
+            raise _stale(exc.errors()) from None
 
     def _check_installed(self, channels: list[Channel]) -> None:
         """Each channel is installed, and a plugin's configs match the plugin's model."""
@@ -144,6 +158,29 @@ class ConfigChanges:
         ]
         if errors:
             raise RequestValidationError(errors)
+
+
+@contextmanager
+def contact_errors() -> Iterator[None]:
+    """Errors found in a one-channel list, shown at the contact's `channel` instead."""
+    try:
+        yield
+    except RequestValidationError as exc:
+        raise RequestValidationError([_at_contact(error) for error in exc.errors()]) from None
+
+
+def _stale(errors: Iterable[Any]) -> HTTPException:
+    """409 for placeholders standing for secrets that are not stored: valid in themselves, they
+    refer to what the sender believes is stored."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors)
+    return HTTPException(status.HTTP_409_CONFLICT, f"{problems}; send the secret")
+
+
+def _at_contact(error: Any) -> Any:
+    loc = tuple(error["loc"])
+    if loc[:3] == ("body", "channels", 0):
+        return {**error, "loc": ("body", "channel", *loc[3:])}
+    return error
 
 
 def _plugin_config_errors(

@@ -26,7 +26,16 @@ from hookline.settings import QuotaSettings
 Schema = dict[str, Any]
 
 _COMPONENTS = "#/components/schemas/"
-_WRITE_BODIES = ("WebhookCreate", "WebhookReplace", "WebhookPatch")
+_CHANNEL_UNIONS = {
+    "WebhookCreate": ("channels", "items"),
+    "WebhookReplace": ("channels", "items"),
+    "WebhookPatch": ("channels", "items"),
+    "ContactWrite": ("channel",),
+}
+"""Where each write body holds its channel union."""
+_KEEPING_STORED = ("WebhookReplace", "WebhookPatch", "ContactWrite")
+"""The write bodies that replace something stored, whose secrets a placeholder may keep."""
+_WITH_CHANNEL_QUOTA = ("WebhookCreate", "WebhookReplace", "WebhookPatch")
 _PLUGIN_PLACEHOLDER = {"$ref": f"{_COMPONENTS}PluginChannel"}
 """The write bodies' branch for any plugin channel, replaced by one per installed plugin."""
 _SCHEMA_EMAIL_RECIPIENTS = 50
@@ -68,13 +77,14 @@ def _complete_write_bodies(components: dict[str, Schema], plugins: dict[str, Sch
     """The installed plugins' branches, the secret fields' placeholder and a discriminator in the
     write bodies' channel unions."""
     installed = [_install(components, name, schema) for name, schema in plugins.items()]
-    for body in _WRITE_BODIES:
+    for body in _CHANNEL_UNIONS:
         union = _channel_union(components, body)
         union["oneOf"] = [b for b in union["oneOf"] if b != _PLUGIN_PLACEHOLDER] + installed
     components.pop(_ref_name(_PLUGIN_PLACEHOLDER))
-    created = _channel_union(components, "WebhookCreate")["oneOf"]
-    document_secret_fields(components, [_ref_name(branch) for branch in created])
-    for body in _WRITE_BODIES:
+    created = [_ref_name(branch) for branch in _channel_union(components, "WebhookCreate")["oneOf"]]
+    keeping = [_channel_union(components, body) for body in _KEEPING_STORED]
+    document_secret_fields(components, created, keeping)
+    for body in _CHANNEL_UNIONS:
         union = _channel_union(components, body)
         union["discriminator"] = _discriminator(components, union["oneOf"])
 
@@ -112,7 +122,9 @@ def _install(components: dict[str, Schema], name: str, schema: Schema) -> Schema
 
 
 def _channel_union(components: dict[str, Schema], body: str) -> Schema:
-    union: Schema = components[body]["properties"]["channels"]["items"]
+    union: Schema = components[body]["properties"]
+    for key in _CHANNEL_UNIONS[body]:
+        union = union[key]
     return union
 
 
@@ -131,7 +143,7 @@ def _ref_name(schema: Schema) -> str:
 
 def _write_quotas(components: dict[str, Schema], quotas: QuotaSettings) -> None:
     """The quotas that JSON Schema can state; a 422's message names each one a write passes."""
-    for body in _WRITE_BODIES:
+    for body in _WITH_CHANNEL_QUOTA:
         _at(components, body, "channels")["maxItems"] = quotas.max_channels_per_webhook
     _at(components, "SmsConfigs", "phone_numbers")["maxItems"] = quotas.max_sms_recipients
     each = min(_SCHEMA_EMAIL_RECIPIENTS, quotas.max_email_recipients)

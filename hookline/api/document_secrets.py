@@ -1,10 +1,11 @@
 """How the OpenAPI document shows secret fields in write bodies (hookline.api.redaction's rules).
 
 An answer shows every secret as "**********". A create body may not send that placeholder: it
-is no secret. A replace or patch body may send it back to keep the stored value of the channel
-at the same position (409 where that channel has none), so its channels are copies of the
-create body's with the placeholder admitted in each secret field. Secret fields are the
-channels' `writeOnly` ones.
+is no secret. A body that replaces something stored (a webhook's replace or patch, the
+notification contact) may send it back to keep the stored value of the channel at the same
+position (409 where that channel has none), so its channels are copies of the create body's
+with the placeholder admitted in each secret field. Secret fields are the channels' `writeOnly`
+ones.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ _PLACEHOLDER: Schema = {
     "const": REDACTED,
     "description": "Keeps the value stored for the channel at the same position, of the same type.",
 }
-UPDATE_BODIES = ("WebhookReplace", "WebhookPatch")
 
 
-def document_secret_fields(components: dict[str, Schema], channels: list[str]) -> None:
+def document_secret_fields(
+    components: dict[str, Schema], channels: list[str], keeping: list[Schema]
+) -> None:
     """Refuse the placeholder in the secret fields of `channels` (component names), and admit it
-    in the copies of them that the update bodies' channel unions are pointed to."""
+    in the copies of them that the `keeping` channel unions are pointed to."""
     updated = {}
     for name in channels:
         configs = _configs(components, name)
@@ -37,9 +39,8 @@ def document_secret_fields(components: dict[str, Schema], channels: list[str]) -
             _refuse_placeholder(configs["properties"][field])
         if secrets:
             updated[name] = _update_copy(components, name, secrets)
-    for body in UPDATE_BODIES:
-        union = components[body]["properties"]["channels"]["items"]["oneOf"]
-        for branch in union:
+    for union in keeping:
+        for branch in union["oneOf"]:
             name = branch["$ref"].removeprefix(_COMPONENTS)
             if name in updated:
                 branch["$ref"] = _COMPONENTS + updated[name]

@@ -31,8 +31,9 @@ def sample_event(webhook: Webhook) -> EventEnvelope:
 async def send_test_event(
     services: ApiServices, webhook: Webhook, event: EventEnvelope
 ) -> list[DeliveryAttempt]:
-    """Send `event` to each channel at once, then record every attempt as the worker does."""
-    notifications = notifications_for(event, webhook)
+    """Send `event` to each channel at once (a disabled one too: its owner may be checking a fix
+    before enabling it), then record every attempt as the worker does."""
+    notifications = notifications_for(event, webhook, disabled_too=True)
     sends = (services.catalog.sender_of(n).send(n) for n in notifications)
     attempts = list(await asyncio.gather(*sends))
     await asyncio.gather(*(services.outcomes.record(event.internal_id, a) for a in attempts))

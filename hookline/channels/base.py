@@ -143,6 +143,7 @@ def attempt_record(
         webhook_id=notification.webhook_id,
         event_id=notification.event.event_id,
         channel=notification.channel.channel,
+        channel_index=notification.channel_index,
         attempt=notification.attempt,
         outcome=outcome,
         at=utc_now(),

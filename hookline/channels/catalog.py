@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 import aiohttp
 from pydantic import BaseModel
 
 from hookline.channels.base import DeliveryChannel
-from hookline.channels.outbound_guard import pooled_connector
+from hookline.channels.context import ChannelContext, open_context
+from hookline.channels.http_endpoint import HttpEndpointChannel
 from hookline.channels.recipients import RecipientLedger
+from hookline.channels.slack_message import SlackMessageChannel
+from hookline.channels.smtp_email import SmtpEmailChannel
 from hookline.channels.templates import TemplateRenderer
+from hookline.channels.twilio_sms import TwilioSmsChannel
 from hookline.errors import ConfigurationError, DeliveryError
 from hookline.schemas import Notification
 from hookline.settings import Settings
@@ -21,48 +24,6 @@ from hookline.settings import Settings
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "hookline.channels"
-
-
-@dataclass(frozen=True)
-class ChannelContext:
-    """What a channel may use: settings, the shared HTTP sessions, the template renderer and the
-    ledger of whom a delivery reached."""
-
-    settings: Settings
-    guarded_http: aiohttp.ClientSession
-    """For user-supplied URLs: refuses private and loopback destinations unless allowed."""
-    api_http: aiohttp.ClientSession
-    """For operator-configured API bases (Slack Web API, Twilio)."""
-    renderer: TemplateRenderer
-    reached: RecipientLedger | None = None
-    """Where multi-recipient channels (SMS, email) note whom a delivery reached, so that its
-    retry skips them; None where deliveries are not retried (the API's test sends)."""
-
-    async def aclose(self) -> None:
-        """Close the shared sessions."""
-        await self.guarded_http.close()
-        await self.api_http.close()
-
-
-def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
-    # Every organization's deliveries share the session: a cookie kept from one endpoint
-    # must never be sent on another organization's delivery.
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-
-async def open_context(
-    settings: Settings, reached: RecipientLedger | None = None
-) -> ChannelContext:
-    """The shared sessions and renderer for `settings`; needs a running event loop."""
-    guarded = not settings.allow_private_destinations
-    per_host = settings.host_concurrency
-    return ChannelContext(
-        settings=settings,
-        guarded_http=_session(pooled_connector(guarded=guarded, per_host=per_host)),
-        api_http=_session(pooled_connector(guarded=False, per_host=per_host)),
-        renderer=TemplateRenderer(settings.template_budget),
-        reached=reached,
-    )
 
 
 ChannelFactory = Callable[[ChannelContext], DeliveryChannel]
@@ -78,11 +39,6 @@ class UnknownChannelError(ConfigurationError):
 
 def builtin_factories() -> dict[str, ChannelFactory]:
     """The channels hookline ships, by name."""
-    from hookline.channels.http_endpoint import HttpEndpointChannel
-    from hookline.channels.slack_message import SlackMessageChannel
-    from hookline.channels.smtp_email import SmtpEmailChannel
-    from hookline.channels.twilio_sms import TwilioSmsChannel
-
     return {
         HttpEndpointChannel.name: HttpEndpointChannel,
         SlackMessageChannel.name: SlackMessageChannel,

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 import aiohttp
@@ -23,23 +22,19 @@ from yarl import URL
 
 from hookline import __version__
 from hookline.channels.base import (
-    EXCERPT_READ,
     DeliveryChannel,
     Destination,
     configs_of,
-    excerpt,
 )
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
+from hookline.channels.http_answers import body_excerpt, connection_failure, retry_after_seconds
 from hookline.deadlines import Deadlines
 from hookline.errors import DeliveryError
 from hookline.schemas import HttpConfigs, Notification
 from hookline.schemas.channel_configs import signing_key
-from hookline.schemas.common import FailureScope
 
 logger = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER = 24 * 3600.0
-"""Longest wait an endpoint may ask for with `Retry-After`; a longer one is cut to this."""
 _RETRYABLE_STATUSES = frozenset({408, 429})
 _MAX_LOCATION = 200
 _USER_AGENT = f"hookline/{__version__}"
@@ -81,22 +76,6 @@ def _digest(keyed: hmac.HMAC, message: bytes) -> bytes:
     mac = keyed.copy()
     mac.update(message)
     return mac.digest()
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds a `Retry-After` header asks to wait (delay-seconds or HTTP-date), clamped."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def event_payload(notification: Notification) -> dict[str, object]:
@@ -193,7 +172,7 @@ class HttpEndpointChannel(DeliveryChannel):
                 f"endpoint did not answer within {configs.timeout:g} s", retryable=True
             ) from None
         except aiohttp.ClientError as exc:
-            raise _connection_error(prepared.host_key, exc) from None
+            raise connection_failure(f"host {prepared.host_key}", exc) from None
 
     def destination(self, notification: Notification) -> Destination:
         """The webhook's URL is the endpoint; its host and port are shared with other webhooks."""
@@ -233,7 +212,7 @@ async def _accepted(response: aiohttp.ClientResponse) -> int:
     status = response.status
     if 200 <= status < 300:
         return status
-    snippet = await _snippet(response)
+    snippet = await body_excerpt(response)
     if 300 <= status < 400:
         location = response.headers.get("Location", "")[:_MAX_LOCATION]
         raise DeliveryError(
@@ -250,43 +229,3 @@ async def _accepted(response: aiohttp.ClientResponse) -> int:
         status=status,
         retry_after=retry_after,
     )
-
-
-async def _snippet(response: aiohttp.ClientResponse) -> str:
-    """An excerpt of the body, read no further than it needs: enough to explain, never the
-    whole body (it may be huge, or echo what was sent)."""
-    data = bytearray()
-    while len(data) < EXCERPT_READ:
-        chunk = await response.content.read(EXCERPT_READ - len(data))
-        if not chunk:
-            break
-        data += chunk
-    text = data.decode("utf-8", errors="replace")
-    if not text.strip():
-        return "(empty)"
-    if response.content_length is not None:
-        return excerpt(text, response.content_length)
-    return excerpt(text, len(data), at_least=not response.content.at_eof())
-
-
-_HOST_FAILURES = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientOSError,
-)
-"""Failures that say the host itself is unreachable (refused, reset, DNS, TLS), not that this
-endpoint answered badly: they count against every endpoint on the host."""
-
-
-def _connection_error(host: str, exc: aiohttp.ClientError) -> DeliveryError:
-    # Built from the exception's parts, not str(exc), which can quote the whole URL and its query.
-    if isinstance(exc, aiohttp.InvalidURL):
-        return DeliveryError(f"the URL of {host} is not valid", retryable=False)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        reason = os_error.strerror or str(os_error) or type(os_error).__name__
-    else:
-        reason = type(exc).__name__
-    scope = FailureScope.HOST if isinstance(exc, _HOST_FAILURES) else FailureScope.ENDPOINT
-    what = f"host {host} unreachable" if scope is FailureScope.HOST else f"request to {host} failed"
-    return DeliveryError(f"{what}: {reason}", retryable=True, scope=scope)

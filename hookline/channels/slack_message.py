@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -14,15 +14,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
 from hookline.channels.base import EXCERPT_READ, DeliveryChannel, Destination, configs_of, excerpt
-from hookline.channels.http_endpoint import retry_after_seconds
+from hookline.channels.context import ChannelContext
+from hookline.channels.http_answers import connection_failure, retry_after_seconds
+from hookline.channels.templates import TemplateRenderer
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SlackConfigs, slack_webhook_url
-from hookline.schemas.common import FailureScope
 from hookline.schemas.deliveries import Notification
-
-if TYPE_CHECKING:
-    from hookline.channels.catalog import ChannelContext
-    from hookline.channels.templates import TemplateRenderer
 
 TIMEOUT = 15.0
 """Seconds one post may take, connection included."""
@@ -65,7 +62,7 @@ class SlackMessageChannel(DeliveryChannel):
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
-        self._api_host = URL(context.settings.slack.api_url).host
+        self._api_host = URL(context.slack.api_url).host
 
     async def deliver(self, notification: Notification) -> int | None:
         configs = configs_of(notification, SlackConfigs)
@@ -81,11 +78,8 @@ class SlackMessageChannel(DeliveryChannel):
             # Not chained, and without the text: both hold the URL, a secret.
             raise _invalid_webhook_url("is not a URL aiohttp can send to") from None
         except aiohttp.ClientError as exc:
-            # Not chained: the original's text may hold the webhook URL, which is a secret.
-            reason = _without_secrets(f"{type(exc).__name__}: {exc}", configs)
-            raise DeliveryError(
-                f"could not reach Slack: {reason}", retryable=True, scope=FailureScope.HOST
-            ) from None
+            host = self._host_of(configs) or "(no host)"
+            raise connection_failure(f"Slack at {host}", exc) from None
 
     def destination(self, notification: Notification) -> Destination:
         """The workspace credential (bot token or incoming webhook) is the endpoint: Slack rate
@@ -97,11 +91,13 @@ class SlackMessageChannel(DeliveryChannel):
         if credential is None:
             return super().destination(notification)
         digest = hashlib.sha256(credential.get_secret_value().encode()).hexdigest()[:16]
-        if configs.webhook_url is not None:
-            host = _webhook_host(configs.webhook_url.get_secret_value())
-        else:
-            host = self._api_host
+        host = self._host_of(configs)
         return Destination(f"slack:{digest}", f"slack:{host}" if host else None)
+
+    def _host_of(self, configs: SlackConfigs) -> str | None:
+        if configs.webhook_url is not None:
+            return _webhook_host(configs.webhook_url.get_secret_value())
+        return self._api_host
 
     async def _post(self, configs: SlackConfigs, message: dict[str, Any]) -> int:
         if configs.webhook_url is not None:
@@ -131,7 +127,7 @@ class SlackMessageChannel(DeliveryChannel):
     async def _post_message(self, token: str, channel: str, message: dict[str, Any]) -> int:
         client = AsyncWebClient(
             token=token,
-            base_url=self._context.settings.slack.api_url,
+            base_url=self._context.slack.api_url,
             session=self._context.api_http,
             # No SDK retries: they would sleep inside the call; the worker's schedule retries.
             retry_handlers=[],
@@ -182,13 +178,6 @@ def slack_failure(status: int, code: str | None, retry_after: str | None) -> Del
         status=status,
         retry_after=retry_after_seconds(retry_after) if retryable else None,
     )
-
-
-def _without_secrets(text: str, configs: SlackConfigs) -> str:
-    for secret in (configs.webhook_url, configs.bot_token):
-        if secret is not None:
-            text = text.replace(secret.get_secret_value(), "[redacted]")
-    return text
 
 
 async def compose(

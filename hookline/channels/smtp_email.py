@@ -33,7 +33,7 @@ from hookline.channels.base import (
     excerpt,
     own_endpoint,
 )
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
 from hookline.channels.recipients import note_reached, still_due
 from hookline.channels.templates import template_context
 from hookline.errors import DeliveryError
@@ -65,7 +65,7 @@ class SmtpEmailChannel(DeliveryChannel):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, context: ChannelContext) -> None:
-        self._smtp = context.settings.smtp
+        self._smtp = context.smtp
         self._renderer = context.renderer
         self._reached = context.reached
         self._server = f"SMTP server {self._smtp.host}:{self._smtp.port}"

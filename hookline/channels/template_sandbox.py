@@ -107,7 +107,9 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, *, autoescape: bool, undefined: type[Undefined]) -> None:
         super().__init__(autoescape=autoescape, undefined=undefined, finalize=_printable)
-        self.filters = budgeted_filters(self.filters)
+        # Replaced in place: the environment's own mapping is what Jinja's compiled code reads.
+        filters: dict[str, Any] = self.filters
+        filters.update(budgeted_filters(filters))
         self.globals.update(BOUNDED_GLOBALS)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
+from cachetools import LRUCache
 from jinja2 import ChainableUndefined, StrictUndefined, Template, TemplateError, Undefined
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 
@@ -93,16 +93,18 @@ def template_context(notification: Notification) -> dict[str, Any]:
 class _Compiler:
     """One sandbox and its compiled templates, least recently used dropped first."""
 
-    def __init__(self, budget: TemplateBudget, html: bool, undefined: type[Undefined]) -> None:
+    def __init__(
+        self, budget: TemplateBudget, html: bool, undefined: type[Undefined], keep: int
+    ) -> None:
+        """`keep`: how many compiled templates to keep for the next call (0: none)."""
         self._environment = BudgetedSandbox(autoescape=html, undefined=undefined)
         self._max_tokens = budget.max_tokens
-        self._compiled: OrderedDict[str, Template] = OrderedDict()
+        self._compiled: LRUCache[str, Template] | None = LRUCache(keep) if keep > 0 else None
 
-    def template(self, source: str, keep: int) -> Template:
-        """`source` compiled (kept for the next call if `keep` > 0), or TemplateSyntaxError."""
-        template = self._compiled.get(source)
+    def template(self, source: str) -> Template:
+        """`source` compiled, or TemplateSyntaxError."""
+        template = None if self._compiled is None else self._compiled.get(source)
         if template is not None:
-            self._compiled.move_to_end(source)
             return template
         self._check_tokens(source)
         try:
@@ -111,10 +113,8 @@ class _Compiler:
             # Jinja's parser recurses per level of nesting, and Python compiles the code Jinja
             # writes only up to 20 nested loops and 100 levels of indentation.
             raise TemplateSyntaxError("the template is nested too deeply", 1) from None
-        if keep > 0:
+        if self._compiled is not None:
             self._compiled[source] = template
-            if len(self._compiled) > keep:
-                self._compiled.popitem(last=False)
         return template
 
     def _check_tokens(self, source: str) -> None:
@@ -164,11 +164,12 @@ class TemplateRenderer:
 
     def __init__(self, budget: TemplateBudget, cache_size: int = 1024) -> None:
         self._budget = budget
-        self._cache_size = cache_size
-        self._strict = {html: _Compiler(budget, html, StrictUndefined) for html in (False, True)}
+        self._strict = {
+            html: _Compiler(budget, html, StrictUndefined, cache_size) for html in (False, True)
+        }
         # At save the sample event has none of the data a template may use: leniently undefined.
         self._lenient = {
-            html: _Compiler(budget, html, ChainableUndefined) for html in (False, True)
+            html: _Compiler(budget, html, ChainableUndefined, keep=0) for html in (False, True)
         }
         self._loop_share = _LoopShare(budget.time_budget * _LOOP_SHARE)
 
@@ -187,7 +188,7 @@ class TemplateRenderer:
 
     def _render_now(self, source: str, notification: Notification, field: str, html: bool) -> str:
         try:
-            template = self._strict[html].template(source, self._cache_size)
+            template = self._strict[html].template(source)
             return self._rendered(template, template_context(notification))
         except OverBudget as exc:
             raise DeliveryError(
@@ -208,7 +209,7 @@ class TemplateRenderer:
 
     def _problem(self, source: str, html: bool) -> str | None:
         try:
-            template = self._lenient[html].template(source, keep=0)
+            template = self._lenient[html].template(source)
             self._rendered(template, _SAMPLE_CONTEXT)
         except OverBudget as exc:
             return f"over the template budget: {exc}"

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import (
@@ -24,15 +24,13 @@ from hookline.channels.base import (
     excerpt,
     own_endpoint,
 )
+from hookline.channels.context import ChannelContext
 from hookline.channels.recipients import note_reached, still_due
 from hookline.errors import DeliveryError
 from hookline.schemas.channel_configs import SmsConfigs
 from hookline.schemas.common import FailureScope
 from hookline.schemas.deliveries import Notification
 from hookline.settings import TwilioSettings
-
-if TYPE_CHECKING:
-    from hookline.channels.catalog import ChannelContext
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +58,7 @@ class TwilioSmsChannel(DeliveryChannel):
     name = "sms"
 
     def __init__(self, context: ChannelContext) -> None:
-        settings = context.settings.twilio
+        settings = context.twilio
         self._renderer = context.renderer
         self._reached = context.reached
         self._missing = missing_settings(settings)

@@ -16,12 +16,13 @@ from redis.exceptions import RedisError
 from hookline.backoff import Backoff
 from hookline.registry.keys import RegistryKeys
 from hookline.registry.store import WebhookStore
-from hookline.schemas import Webhook, WebhookEventType
+from hookline.schemas import Webhook
+from hookline.schemas.event_types import EventType
 
 logger = logging.getLogger(__name__)
 
 _Entry = tuple[float, tuple[Webhook, ...]]
-_Key = tuple[str, WebhookEventType]
+_Key = tuple[str, EventType]
 _Read = tuple[tuple[int, int], "asyncio.Future[tuple[Webhook, ...]]"]
 
 
@@ -45,7 +46,7 @@ class WebhookCache:
         self._redis = redis
         self._keys = keys
         self._ttl = ttl
-        self._entries: LRUCache[str, dict[WebhookEventType, _Entry]] = LRUCache(max_organizations)
+        self._entries: LRUCache[str, dict[EventType, _Entry]] = LRUCache(max_organizations)
         self._epoch = 0
         self._generations: dict[str, int] = {}
         self._live = asyncio.Event()
@@ -67,7 +68,7 @@ class WebhookCache:
                 await self._listener
             self._listener = None
 
-    async def find_active(self, org: str, event_type: WebhookEventType) -> tuple[Webhook, ...]:
+    async def find_active(self, org: str, event_type: EventType) -> tuple[Webhook, ...]:
         """What WebhookStore.find_active returns, from memory when it is known to be current."""
         if self._live.is_set():
             entry = self._entries.get(org, {}).get(event_type)
@@ -85,7 +86,7 @@ class WebhookCache:
         return await asyncio.shield(read[1])
 
     async def _read(
-        self, org: str, event_type: WebhookEventType, version: tuple[int, int]
+        self, org: str, event_type: EventType, version: tuple[int, int]
     ) -> tuple[Webhook, ...]:
         webhooks = tuple(await self._store.find_active(org, event_type))
         # A notice that arrived during the read means the result may already be old: don't keep it.
@@ -102,9 +103,7 @@ class WebhookCache:
     def _version(self, org: str) -> tuple[int, int]:
         return self._epoch, self._generations.get(org, 0)
 
-    def _remember(
-        self, org: str, event_type: WebhookEventType, webhooks: tuple[Webhook, ...]
-    ) -> None:
+    def _remember(self, org: str, event_type: EventType, webhooks: tuple[Webhook, ...]) -> None:
         by_type = self._entries.setdefault(org, {})
         by_type[event_type] = (time.monotonic() + self._ttl, webhooks)
 

@@ -27,6 +27,18 @@ class RegistryKeys:
         """SCAN pattern of every organization's webhook hashes."""
         return f"{self.prefix}:{{*}}:wh:*"
 
+    def every_webhooks_index(self) -> str:
+        """SCAN pattern of every organization's sorted set of webhooks (`webhooks(org)`)."""
+        return f"{self.prefix}:{{*}}:webhooks"
+
+    def every_organization_api_keys(self) -> str:
+        """SCAN pattern of every organization's set of API key hashes."""
+        return f"{self.prefix}:{{*}}:apikeys"
+
+    def organization_in(self, key: str) -> str:
+        """The organization whose hash tag `key` (one of this prefix's keys) carries."""
+        return key[len(self.prefix) + 2 : key.index("}", len(self.prefix))]
+
     def subscribers(self, org: str, event_type: str) -> str:
         """Set of an organization's active webhooks subscribed to one event type (or `*`)."""
         return f"{self.prefix}:{{{org}}}:idx:{event_type}"
@@ -50,6 +62,42 @@ class RegistryKeys:
     def reached(self, org: str, delivery_id: str) -> str:
         """Set of the recipients (hashed) a multi-recipient delivery has reached so far."""
         return f"{self.prefix}:{{{org}}}:reached:{delivery_id}"
+
+    def notification_contact(self, org: str) -> str:
+        """Hash holding the channel an organization is told about its channels' health through,
+        and the last outcome of telling it."""
+        return f"{self.prefix}:{{{org}}}:contact"
+
+    def dead_letter_count(self, org: str, window: int) -> str:
+        """Counter of an organization's dead letters in one alert window (by its number)."""
+        return f"{self.prefix}:{{{org}}}:dead:{window}"
+
+    @property
+    def operations_outbox(self) -> str:
+        """Stream of operational events waiting for a worker to publish them to Kafka."""
+        return f"{self.prefix}:operations"
+
+    def dead_letters(self, org: str, webhook_id: str) -> str:
+        """Sorted set (by member) of a webhook's most recent dead letters: `DeadLetterIndex`."""
+        return f"{self.prefix}:{{{org}}}:dl:{webhook_id}"
+
+    def replay(self, org: str, replay_id: str) -> str:
+        """Hash of one replay job: what was asked, its state, counts and cursor."""
+        return f"{self.prefix}:{{{org}}}:replay:{replay_id}"
+
+    def replay_lease(self, org: str, replay_id: str) -> str:
+        """String: the worker running a replay job, until it expires or is released."""
+        return f"{self.prefix}:{{{org}}}:replay-lease:{replay_id}"
+
+    def replaying(self, org: str, webhook_id: str) -> str:
+        """String: the id of a webhook's running replay (one at a time per webhook)."""
+        return f"{self.prefix}:{{{org}}}:replaying:{webhook_id}"
+
+    @property
+    def active_replays(self) -> str:
+        """Sorted set of the replay jobs not yet seen to an end by a worker, as `org/replay_id`,
+        by creation time: where workers look for work."""
+        return f"{self.prefix}:replays"
 
     @property
     def rate_limits(self) -> str:

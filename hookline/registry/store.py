@@ -6,7 +6,7 @@ found as plain JSON is read as it is, and encrypted on its next write or by re-e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -16,11 +16,12 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from hookline.errors import ConcurrentUpdateError, WebhookNotFoundError, WebhookQuotaError
+from hookline.registry.channel_health import channel_moves, health_of, moved_fields
 from hookline.registry.encryption import RecordCipher
 from hookline.registry.keys import RegistryKeys
 from hookline.schemas import REVEAL_SECRETS, DeliveryFailure, Webhook, WebhookConfig
 from hookline.schemas.common import utc_now
-from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.event_types import EventType, WebhookEventType
 from hookline.schemas.text import FROM_STORE
 
 _CONFIG = "config"
@@ -65,6 +66,15 @@ ConfigChange = Callable[[Webhook], WebhookConfig]
 
 
 @dataclass(frozen=True, slots=True)
+class SealedWebhook:
+    """A stored webhook's whole configuration as a token of the cipher, with its ids."""
+
+    org: str
+    webhook_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class WebhookPage:
     """One page of an organization's webhooks; `next_cursor` is None on the last page."""
 
@@ -98,6 +108,8 @@ def _decode(fields: dict[str, str], cipher: RecordCipher) -> Webhook | None:
         outcome["last_error"] = DeliveryFailure.model_validate_json(fields[_LAST_ERROR])
     if _LAST_SUCCESS in fields:
         outcome["last_success_at"] = datetime.fromisoformat(fields[_LAST_SUCCESS])
+    if health := health_of(fields):
+        outcome["channel_health"] = health
     return webhook.model_copy(update=outcome) if outcome else webhook
 
 
@@ -164,12 +176,15 @@ class WebhookStore:
             for _ in range(_MAX_WATCH_RETRIES):
                 try:
                     await pipe.watch(key)
-                    current = _decode(cast(dict[str, str], await pipe.hgetall(key)), self._cipher)
+                    fields = cast(dict[str, str], await pipe.hgetall(key))
+                    current = _decode(fields, self._cipher)
                     if current is None:
                         raise WebhookNotFoundError(webhook_id)
                     updated = current.with_config(change(current), utc_now())
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, _CONFIG, _encode(updated, self._cipher))
+                    if current.channels != updated.channels:
+                        updated = _queue_moved_health(pipe, key, fields, current, updated)
                     self._queue_index_update(pipe, current, updated)
                     pipe.publish(self._keys.changes, org)
                     await pipe.execute()
@@ -179,11 +194,14 @@ class WebhookStore:
         raise ConcurrentUpdateError(f"webhook {webhook_id!r} kept changing; try again")
 
     async def delete(self, org: str, webhook_id: str) -> None:
-        """Remove the webhook, its index entries and its delivery log; announce the change."""
+        """Remove the webhook, its index entries, its delivery log and its dead letters' index;
+        announce the change."""
         current = await self.get(org, webhook_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(
-                self._keys.webhook(org, webhook_id), self._keys.delivery_log(org, webhook_id)
+                self._keys.webhook(org, webhook_id),
+                self._keys.delivery_log(org, webhook_id),
+                self._keys.dead_letters(org, webhook_id),
             )
             pipe.zrem(self._keys.webhooks(org), _order_member(current))
             self._queue_index_update(pipe, current, None)
@@ -219,7 +237,7 @@ class WebhookStore:
         next_cursor = page[-1][0] if len(found) > limit else None
         return WebhookPage([webhook for _, webhook in page], next_cursor)
 
-    async def find_active(self, org: str, event_type: WebhookEventType) -> list[Webhook]:
+    async def find_active(self, org: str, event_type: EventType) -> list[Webhook]:
         """Active webhooks of `org` subscribed to `event_type` or `*`, read through the index."""
         ids = await self._redis.sunion(
             [
@@ -241,6 +259,78 @@ class WebhookStore:
     async def record_success(self, org: str, webhook_id: str, at: datetime) -> bool:
         """Set `last_success_at` unless a newer one is stored."""
         return await self._set_outcome(org, webhook_id, success_fields(at))
+
+    async def organizations(self) -> list[str]:
+        """Every organization that has webhooks, sorted."""
+        pattern = self._keys.every_webhooks_index()
+        found = {self._keys.organization_in(key) async for key in self._redis.scan_iter(pattern)}
+        return sorted(found)
+
+    async def sealed(self, org: str) -> AsyncIterator[SealedWebhook]:
+        """The organization's webhooks in creation order, each as it is stored: a token of the
+        cipher (a record stored before encryption is encrypted here, never handed out plain)."""
+        start = "-"
+        while members := cast(
+            list[str],
+            await self._redis.zrangebylex(
+                self._keys.webhooks(org), start, "+", start=0, num=_LIST_BATCH
+            ),
+        ):
+            ids = [member.split(":", 1)[1] for member in members]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for webhook_id in ids:
+                    pipe.hget(self._keys.webhook(org, webhook_id), _CONFIG)
+                configs = cast(list[str | None], await pipe.execute())
+            for webhook_id, config in zip(ids, configs, strict=True):
+                if config is not None:
+                    token = self._cipher.encrypt(config) if config.startswith("{") else config
+                    yield SealedWebhook(org, webhook_id, token)
+            start = f"({members[-1]}"
+
+    def seal(self, webhook: Webhook) -> str:
+        """`webhook`'s configuration as the store keeps it: one token of the cipher."""
+        return _encode(webhook, self._cipher)
+
+    def unseal(self, token: str) -> Webhook:
+        """The webhook in a token of the cipher (RecordDecryptionError if no key of the cipher
+        wrote it; ValidationError if it holds no valid webhook)."""
+        return Webhook.model_validate_json(self._cipher.decrypt(token), context=FROM_STORE)
+
+    async def put(self, webhook: Webhook, token: str) -> bool:
+        """Store `webhook` under its own ids, its configuration being `token` (from `seal`, or
+        a token of the same webhook): a restore. A stored webhook with these ids is replaced;
+        its outcomes stay. False if this configuration was stored already; the index entries
+        are written either way, so that a restore also repairs them."""
+        org, key = webhook.internal_id, self._keys.webhook(webhook.internal_id, webhook.webhook_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(_MAX_WATCH_RETRIES):
+                try:
+                    await pipe.watch(key)
+                    stored = cast(str | None, await pipe.hget(key, _CONFIG))
+                    current = None if stored is None else self._stored(stored)
+                    changed = current != webhook
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if changed:
+                        pipe.hset(key, _CONFIG, token)
+                    self._queue_entries(pipe, webhook, current if changed else None)
+                    if changed:
+                        pipe.publish(self._keys.changes, org)
+                    await pipe.execute()
+                    return changed
+                except WatchError:
+                    continue
+        raise ConcurrentUpdateError(f"webhook {webhook.webhook_id!r} kept changing; try again")
+
+    def _stored(self, config: str) -> Webhook:
+        return Webhook.model_validate_json(_plain(config, self._cipher), context=FROM_STORE)
+
+    def _queue_entries(self, pipe: Pipeline, webhook: Webhook, replaced: Webhook | None) -> None:
+        """Queue `webhook`'s order entry and subscriptions, in place of those of `replaced`."""
+        index = self._keys.webhooks(webhook.internal_id)
+        if replaced is not None and _order_member(replaced) != _order_member(webhook):
+            pipe.zrem(index, _order_member(replaced))
+        pipe.zadd(index, {_order_member(webhook): 0})
+        self._queue_index_update(pipe, replaced, webhook)
 
     async def reencrypt_all(self) -> int:
         """Write every stored webhook (of every organization) with the cipher's first key, as
@@ -280,13 +370,32 @@ class WebhookStore:
         self, pipe: Pipeline, before: Webhook | None, after: Webhook | None
     ) -> None:
         webhook = after or before
-        assert webhook is not None
+        if webhook is None:
+            return  # neither before nor after: no subscription to move
         org, webhook_id = webhook.internal_id, webhook.webhook_id
         old, new = _subscriptions(before), _subscriptions(after)
         for event_type in old - new:
             pipe.srem(self._keys.subscribers(org, event_type), webhook_id)
         for event_type in new - old:
             pipe.sadd(self._keys.subscribers(org, event_type), webhook_id)
+
+
+def _queue_moved_health(
+    pipe: Pipeline, key: str, fields: dict[str, str], before: Webhook, after: Webhook
+) -> Webhook:
+    """Queue the move of each channel's health with the channel; returns `after` with it."""
+    moves = channel_moves(before.channels, after.channels)
+    stale, kept = moved_fields(fields, moves)
+    if stale:
+        pipe.hdel(key, *stale)
+    if kept:
+        pipe.hset(key, items=[part for field in kept.items() for part in field])
+    health = {
+        new: before.channel_health[old]
+        for new, old in moves.items()
+        if old in before.channel_health
+    }
+    return after.model_copy(update={"channel_health": health})
 
 
 def _matches(webhook: Webhook, is_active: bool | None, event_type: WebhookEventType | None) -> bool:

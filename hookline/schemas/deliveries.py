@@ -42,8 +42,12 @@ class Notification(NamedTuple):
     """When (epoch seconds) the first of those deferrals happened; None when not deferred."""
 
 
-def notifications_for(event: EventEnvelope, webhook: Webhook) -> list[Notification]:
-    """One first-attempt notification per channel of `webhook`, each with its delivery id."""
+def notifications_for(
+    event: EventEnvelope, webhook: Webhook, *, disabled_too: bool = False
+) -> list[Notification]:
+    """One first-attempt notification per channel of `webhook`, each with its delivery id; none
+    for a disabled channel unless `disabled_too` (a test-send)."""
+    checked = not disabled_too and bool(webhook.channel_health)
     return [
         Notification(
             event=event,
@@ -54,6 +58,7 @@ def notifications_for(event: EventEnvelope, webhook: Webhook) -> list[Notificati
             channel_index=index,
         )
         for index, channel in enumerate(webhook.channels)
+        if not (checked and webhook.disabled(index))
     ]
 
 
@@ -77,6 +82,7 @@ class DeliveryAttempt(BaseModel):
     webhook_id: str
     event_id: str
     channel: str
+    channel_index: int | None = Field(None, description="Which of the webhook's channels.")
     attempt: Annotated[int, Field(ge=1)]
     outcome: DeliveryOutcome
     at: UtcDatetime

@@ -34,3 +34,17 @@ class WebhookEventType(StrEnum):
     TAXONOMY_DELETED = "taxonomy.deleted"
     ALL = "*"
     """Subscribes to every event type; never the type of a published event."""
+
+
+class NoticeType(StrEnum):
+    """What hookline itself tells an organization's notification contact about its channels.
+
+    hookline composes these; a published event never has one of these types."""
+
+    CHANNEL_FAILING = "hookline.channel.failing"
+    CHANNEL_DISABLED = "hookline.channel.disabled"
+    CHANNEL_RECOVERED = "hookline.channel.recovered"
+
+
+EventType = WebhookEventType | NoticeType
+"""The type of an envelope: a published event's, or a notice's."""

@@ -124,6 +124,18 @@ SLACK_ONE_DESTINATION: JsonDict = {
 """A webhook URL, or a bot token and a channel id, not both."""
 
 
+REPLAY_OF_EVENTS: JsonDict = {
+    "if": {"required": ["source"], "properties": {"source": {"const": "events"}}},
+    "then": {
+        "required": ["since"],
+        "properties": {"since": {"type": "string"}, "reasons": {"type": "null"}},
+    },
+}
+"""A replay of events needs `since`, and takes no dead-letter `reasons`."""
+NO_WILDCARD: JsonDict = {"not": {"type": "array", "contains": {"const": "*"}}, "uniqueItems": True}
+"""Event types of published events: `*` is none."""
+
+
 def never_null(schema: JsonDict) -> None:
     """A model whose fields may be left out but never null: none of them takes null (a model
     validator refuses it) or has a default."""

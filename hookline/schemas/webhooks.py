@@ -25,7 +25,7 @@ from hookline.schemas.common import (
     new_webhook_id,
     utc_now,
 )
-from hookline.schemas.event_types import WebhookEventType
+from hookline.schemas.event_types import EventType, WebhookEventType
 from hookline.schemas.text import SingleLine
 
 MAX_CHANNELS = 20
@@ -109,6 +109,22 @@ class DeliveryFailure(StrictModel):
     )
 
 
+class ChannelHealth(StrictModel):
+    """How one channel of a webhook fares: failing since when, and whether hookline disabled it
+    (it then gets no deliveries until it is enabled again through the API)."""
+
+    failing_since: UtcDatetime | None = Field(
+        None, description="First failure since the channel's last success; null while it delivers."
+    )
+    disabled_at: UtcDatetime | None = None
+    disabled_reason: str | None = None
+
+    @property
+    def disabled(self) -> bool:
+        """Whether deliveries to the channel have stopped."""
+        return self.disabled_at is not None
+
+
 class Webhook(WebhookConfig):
     """A stored webhook: its configuration, identity, timestamps and last outcome."""
 
@@ -118,6 +134,9 @@ class Webhook(WebhookConfig):
     updated_at: UtcDatetime
     last_error: DeliveryFailure | None = None
     last_success_at: UtcDatetime | None = None
+    channel_health: dict[int, ChannelHealth] = Field(default_factory=dict, exclude=True)
+    """By channel position, the channels that fail or are disabled (recorded beside the
+    configuration, never part of it)."""
 
     @classmethod
     def new(cls, internal_id: str, config: WebhookConfig, now: datetime | None = None) -> Self:
@@ -135,6 +154,11 @@ class Webhook(WebhookConfig):
         """This webhook with its configuration replaced; identity and `created_at` stay."""
         return self.model_copy(update={**dict(config), "updated_at": now or utc_now()})
 
-    def subscribes_to(self, event_type: WebhookEventType) -> bool:
+    def disabled(self, channel_index: int) -> bool:
+        """Whether the channel at `channel_index` is disabled."""
+        health = self.channel_health.get(channel_index)
+        return health is not None and health.disabled
+
+    def subscribes_to(self, event_type: EventType) -> bool:
         """Whether an event of this type is delivered to this webhook while it is active."""
         return event_type in self.event_types or WebhookEventType.ALL in self.event_types

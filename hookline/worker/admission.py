@@ -537,6 +537,7 @@ def _closed(lane: _Lane | None, what: str, scope: FailureScope) -> Defer | None:
 
 
 def _evict_idle(lanes: OrderedDict[str, _Lane], most: int) -> None:
+    # Not a cachetools LRUCache: only an idle lane may go; a busy one holds slots and a breaker.
     while len(lanes) > most:
         key, oldest = next(iter(lanes.items()))
         if not oldest.idle:

@@ -22,13 +22,21 @@ from hookline.registry import (
     connect_redis,
 )
 from hookline.registry.encryption import record_cipher
+from hookline.registry.persistence import PersistenceCheck
 from hookline.settings import Settings
 from hookline.worker.admission import Admission, AdmissionLimits
 from hookline.worker.backoff import until_done
 from hookline.worker.dispatch import Dispatcher
 from hookline.worker.failures import FailureRouter, RetryTiers
 from hookline.worker.metrics import HealthServer, WorkerMetrics
+from hookline.worker.operations import (
+    OperationalEvents,
+    WorkerPresence,
+    open_operations,
+    replay_announcer,
+)
 from hookline.worker.publisher import KAFKA_DEFAULT_LIMIT, RecordPublisher
+from hookline.worker.recovery import Recovery
 from hookline.worker.send_rate import SendRates
 from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
 
@@ -49,6 +57,10 @@ class Components:
     dispatcher: Dispatcher
     metrics: WorkerMetrics
     health: HealthServer
+    operations: OperationalEvents
+    """Publishes hookline's operational events: `await parts.operations.publish(event)`."""
+    presence: WorkerPresence
+    recovery: Recovery
 
     @classmethod
     async def open(
@@ -75,6 +87,9 @@ class Components:
             cache = WebhookCache(store, redis, keys, ttl=settings.cache_ttl)
             started.push_async_callback(cache.aclose)
             await until_done(cache.start, what="subscribing to change notices")
+            persistence = PersistenceCheck(redis)
+            await persistence.at_start()
+            health.watch_problems(lambda: persistence.problems(_HEALTH_READ_TIMEOUT))
             tiers = RetryTiers(settings.retry_topic_prefix, settings.retry_schedule)
             limits = await until_done(
                 lambda: _ensure_topics(settings, tiers), what="creating topics"
@@ -86,31 +101,63 @@ class Components:
             reached = ReachedRecipients(redis, keys, settings.delivered_ttl)
             publisher = RecordPublisher(producer, limits)
             await until_done(
-                lambda: publisher.know([*tiers.topics, settings.dlq_topic]),
+                lambda: publisher.know(
+                    [*tiers.topics, settings.dlq_topic, settings.operations_topic]
+                ),
                 what="reading the partitions of the retry and dead-letter topics",
             )
             catalog = await ChannelCatalog.open(settings, reached)
             started.pop_all()
-        router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics)
-        recorder = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl)
+        ops = open_operations(settings, redis, keys, cipher, catalog, publisher)
+        router = FailureRouter(publisher, tiers, settings.dlq_topic, metrics, ops.alarm.count)
+        recorder = OutcomeRecorder(
+            redis, keys, DeliveryLog(redis, keys), settings.delivered_ttl, ops.channel_health
+        )
         send_rates = SendRates(RateLimits(redis, keys), settings.quotas)
         admission = Admission(admission_limits(settings), send_rate=send_rates)
         metrics.watch_breakers(admission.breaker_states)
         dispatcher = Dispatcher(
             cache, catalog, admission, recorder, router, metrics, settings.blip_retry_delay
         )
-        return cls(
-            redis, cache, catalog, producer, publisher, tiers, router, dispatcher, metrics, health
+        announce = replay_announcer(ops.events)
+        recovery = Recovery.start(settings, redis, cache, dispatcher, publisher, announce)
+        parts = cls(
+            redis,
+            cache,
+            catalog,
+            producer,
+            publisher,
+            tiers,
+            router,
+            dispatcher,
+            metrics,
+            health,
+            ops.events,
+            ops.presence,
+            recovery,
         )
+        try:
+            await ops.presence.start()
+        except BaseException:
+            await parts.aclose()
+            raise
+        return parts
 
     async def aclose(self) -> None:
-        """Stop serving health, close channels, flush the producer, disconnect."""
+        """Stop replays and dead-letter indexing, say the worker left, stop serving health, close
+        channels, flush the producer, disconnect."""
+        await self.recovery.aclose()
+        await self.presence.aclose()
         await self.health.aclose()
         await self.catalog.aclose()
         await self.publisher.aclose()
         await self.producer.stop()
         await self.cache.aclose()
         await self.redis.aclose()
+
+
+_HEALTH_READ_TIMEOUT = 1.0
+"""Seconds /healthz waits for Redis to say whether it persists; past that, the last answer."""
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:
@@ -147,6 +194,9 @@ async def _ensure_topics(settings: Settings, tiers: RetryTiers) -> dict[str, int
         partitions=partitions,
         replication_factor=replicas,
         configs={MESSAGE_LIMIT: str(needed)},
+    )
+    await ensure_topics(
+        servers, [settings.operations_topic], partitions=partitions, replication_factor=replicas
     )
     limits = await message_limits(servers, own)
     for topic, limit in limits.items():

@@ -10,12 +10,14 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from hookline.channels.catalog import ChannelCatalog
+from hookline.errors import HooklineError
 from hookline.registry import OutcomeRecorder, WebhookCache
 from hookline.schemas import (
     DeliveryAttempt,
     DeliveryOutcome,
     EventEnvelope,
     Notification,
+    Webhook,
     notifications_for,
 )
 from hookline.schemas.common import validation_summary
@@ -27,11 +29,12 @@ from hookline.worker.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
+_DISABLED = "the channel was disabled after failing for too long; enable it through the API"
 _BLIP_MAX_LATENCY_MS = 1000.0
 """Only a failure this fast counts as a blip worth one immediate retry; a timeout does not."""
 
 
-class InvalidMessageError(ValueError):
+class InvalidMessageError(HooklineError):
     """A message that is not a valid event envelope; its text says why."""
 
 
@@ -99,10 +102,14 @@ class Dispatcher:
     async def handle_retry(
         self, record: RetryRecord, hold: EventHold | None = None
     ) -> DeliveryResult:
-        """Try a delivery from a retry tier again, with the webhook's current configuration."""
-        notification = await self._retry_notification(record)
-        if notification is None:
+        """Try a delivery from a retry tier again, with the webhook's current configuration; one
+        for a channel disabled since is dead-lettered (`channel_disabled`) without a try."""
+        webhook = await self._retry_webhook(record)
+        if webhook is None:
             return DeliveryResult.DROPPED
+        notification = _retry_notification(record, webhook)
+        if webhook.disabled(record.channel_index):
+            return await self.router.give_up(notification, _DISABLED, reason="channel_disabled")
         tickets, held = self._admit([notification], hold)
         if held:
             [result] = await self._hold_back(held)
@@ -170,7 +177,8 @@ class Dispatcher:
         )
         return [n for webhook in webhooks for n in notifications_for(event, webhook)]
 
-    async def _retry_notification(self, record: RetryRecord) -> Notification | None:
+    async def _retry_webhook(self, record: RetryRecord) -> Webhook | None:
+        """The retry's webhook, if it still wants the event on that channel."""
         # Through the cache, as fresh events are: a dead destination's retries come in floods.
         event = record.event
         webhooks = await until_done(
@@ -189,19 +197,7 @@ class Dispatcher:
                 extra=_context(record),
             )
             return None
-        return Notification(
-            event=event,
-            webhook_id=webhook.webhook_id,
-            webhook_name=webhook.webhook_name,
-            channel=channels[record.channel_index],
-            delivery_id=record.delivery_id,
-            attempt=record.attempts + 1,
-            channel_index=record.channel_index,
-            # A deferral's record waits at the step it was deferred at; a failure's is the next.
-            retries_done=record.retries_done + (0 if record.deferrals else 1),
-            deferrals=record.deferrals,
-            held_since=record.held_since.timestamp() if record.held_since else None,
-        )
+        return webhook
 
     async def _hold_back(
         self, held: list[Held], received: bytes | None = None
@@ -274,6 +270,23 @@ class Dispatcher:
         self.metrics.observe(attempt, notification.event.occurred_at.timestamp())
         if not attempt.delivered:
             logger.warning("delivery failed: %s", attempt.error, extra=_attempt_context(attempt))
+
+
+def _retry_notification(record: RetryRecord, webhook: Webhook) -> Notification:
+    return Notification(
+        event=record.event,
+        webhook_id=webhook.webhook_id,
+        webhook_name=webhook.webhook_name,
+        channel=webhook.channels[record.channel_index],
+        delivery_id=record.delivery_id,
+        attempt=record.attempts + 1,
+        channel_index=record.channel_index,
+        # A deferral's record waits at the step it was deferred at; a failure's is the next; one
+        # never tried (a replay's) starts the schedule.
+        retries_done=record.retries_done + (1 if record.attempts and not record.deferrals else 0),
+        deferrals=record.deferrals,
+        held_since=record.held_since.timestamp() if record.held_since else None,
+    )
 
 
 def _finish(tickets: list[Ticket]) -> None:

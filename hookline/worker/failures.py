@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -69,12 +70,19 @@ class FailureRouter:
     returns; deferrals and hand-offs are handed over, which the offset commit waits for."""
 
     def __init__(
-        self, publisher: RecordPublisher, tiers: RetryTiers, dlq_topic: str, metrics: WorkerMetrics
+        self,
+        publisher: RecordPublisher,
+        tiers: RetryTiers,
+        dlq_topic: str,
+        metrics: WorkerMetrics,
+        on_dead_letter: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
+        """`on_dead_letter(org, reason)` is awaited after each delivery's dead letter."""
         self._publisher = publisher
         self._tiers = tiers
         self._dlq_topic = dlq_topic
         self._metrics = metrics
+        self._on_dead_letter = on_dead_letter
 
     async def after_failure(
         self, notification: Notification, attempt: DeliveryAttempt
@@ -168,10 +176,13 @@ class FailureRouter:
         self._metrics.observe_deferrals(attempts, scheduled=True)
         return [DeliveryResult.RETRY_SCHEDULED] * len(held), attempts
 
-    async def give_up(self, notification: Notification, reason: str) -> DeliveryResult:
-        """Dead-letter a delivery held back for longer than allowed (`destination_unavailable`)."""
-        attempt = _deferral_attempt(notification, Defer(reason, 0.0, None), None)
-        await self._dead_letter(notification, attempt, reason="destination_unavailable")
+    async def give_up(
+        self, notification: Notification, why: str, reason: str = "destination_unavailable"
+    ) -> DeliveryResult:
+        """Dead-letter a delivery that is not tried: held back for longer than allowed
+        (`destination_unavailable`), or for a channel that was disabled (`channel_disabled`)."""
+        attempt = _deferral_attempt(notification, Defer(why, 0.0, None), None)
+        await self._dead_letter(notification, attempt, reason=reason)
         return DeliveryResult.GAVE_UP
 
     async def reject_message(self, message: ConsumerRecord, reason: str) -> None:
@@ -221,6 +232,8 @@ class FailureRouter:
         )
         await self._publish_letter(letter, _key_of(notification.event))
         self._metrics.dead_letters.labels(reason).inc()
+        if self._on_dead_letter is not None:
+            await self._on_dead_letter(notification.event.internal_id, reason)
 
     async def _publish_letter(self, letter: DeadLetter, key: bytes | None) -> None:
         """Publish the letter; one too large for the topic goes without its event or message,
@@ -300,6 +313,7 @@ def _deferral_attempt(
         webhook_id=notification.webhook_id,
         event_id=notification.event.event_id,
         channel=notification.channel.channel,
+        channel_index=notification.channel_index,
         attempt=notification.attempt,
         outcome=DeliveryOutcome.DEFERRED,
         at=utc_now(),

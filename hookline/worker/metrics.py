@@ -162,6 +162,10 @@ class _Breakers(Collector):
         yield breakers
 
 
+async def _no_problems() -> list[str]:
+    return []
+
+
 class HealthServer:
     """Serves health, readiness and metrics over HTTP; started and stopped by the worker."""
 
@@ -175,8 +179,14 @@ class HealthServer:
         self._metrics = metrics
         self._alive = alive
         self._ready = ready
+        self._problems: Callable[[], Awaitable[list[str]]] = _no_problems
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    def watch_problems(self, problems: Callable[[], Awaitable[list[str]]]) -> None:
+        """Report, in each /healthz answer, what `problems()` finds (a live worker with problems
+        is `degraded`, still 200)."""
+        self._problems = problems
 
     async def start(self, host: str, port: int) -> None:
         """Listen on host:port (port 0 picks a free one, reported in `self.port`)."""
@@ -198,8 +208,10 @@ class HealthServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         alive = self._alive()
+        problems = await self._problems()
+        status = "stalled" if not alive else "degraded" if problems else "ok"
         return web.json_response(
-            {"status": "ok" if alive else "stalled"}, status=200 if alive else 503
+            {"status": status, "problems": problems}, status=200 if alive else 503
         )
 
     async def _readyz(self, request: web.Request) -> web.Response:

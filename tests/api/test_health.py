@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from hookline.api import create_app
 from hookline.settings import Settings
 from tests.api.conftest import WEBHOOKS, closed_port, serve
+from tests.redis_servers import VOLATILE, admin, redis_server, turn_on_snapshots
 
 ENDPOINTS = {
     "/v1/organizations/webhooks": {"get", "post"},
@@ -17,15 +20,50 @@ ENDPOINTS = {
     "/v1/organizations/webhooks/{webhook_id}/test": {"post"},
     "/v1/organizations/webhooks/{webhook_id}/deliveries": {"get"},
     "/v1/organizations/webhooks/{webhook_id}/rotate-secret": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/channels/{channel_index}/enable": {"post"},
+    "/v1/organizations/notification-contact": {"get", "put", "delete"},
+    "/v1/organizations/webhooks/{webhook_id}/dead-letters": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replay": {"post"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}": {"get"},
+    "/v1/organizations/webhooks/{webhook_id}/replays/{replay_id}/cancel": {"post"},
     "/healthz": {"get"},
 }
 
 
-async def test_health_is_ok_while_redis_answers(anonymous: httpx.AsyncClient) -> None:
+async def test_health_is_ok_while_redis_answers_and_persists(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    # The suite's Redis snapshots (scripts/services), as a deployment's must.
     response = await anonymous.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "problems": []}
+
+
+async def test_a_redis_without_persistence_is_a_loud_warning_and_degraded_health(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hookline")
+    async with redis_server(tmp_path, VOLATILE) as url:
+        volatile = settings.model_copy(update={"redis_url": url})
+        async with (
+            serve(create_app(volatile)) as api,
+            httpx.AsyncClient(base_url=api, timeout=30) as client,
+        ):
+            [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+            assert "REDIS PERSISTENCE IS OFF" in warning.getMessage()
+
+            degraded = await client.get("/healthz")
+            async with admin(url) as redis:
+                await turn_on_snapshots(redis)
+            healthy = await client.get("/healthz")
+
+    assert degraded.status_code == 200
+    [problem] = degraded.json()["problems"]
+    assert degraded.json()["status"] == "degraded"
+    assert problem.startswith("redis persistence is off (appendonly no, save '')")
+    assert "a Redis restart loses every webhook" in problem and "appendonly yes" in problem
+    assert (healthy.status_code, healthy.json()) == (200, {"status": "ok", "problems": []})
 
 
 async def test_the_openapi_document_describes_every_endpoint(anonymous: httpx.AsyncClient) -> None:

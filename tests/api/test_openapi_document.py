@@ -26,6 +26,7 @@ from tests.api.conftest import (
 )
 
 ONE = WEBHOOKS + "/{webhook_id}"
+CONTACT = "/v1/organizations/notification-contact"
 CHANNELS = [
     http_channel(headers={"X-Team": "core"}, payload_template='{"type": "{{ event.type }}"}'),
     slack_channel(),
@@ -59,6 +60,7 @@ async def test_list_get_and_write_answers_validate_against_the_document(
     await webhook_store.create(alice.org, WebhookCreate.model_validate(gone))
 
     listed = await alice.http.get(WEBHOOKS)
+    enable = path + "/channels/0/enable"
     answers = [
         ("POST", WEBHOOKS, created),
         ("GET", WEBHOOKS, listed),
@@ -66,6 +68,10 @@ async def test_list_get_and_write_answers_validate_against_the_document(
         ("PATCH", ONE, await alice.http.patch(path, json={"is_active": False})),
         ("POST", ONE + "/rotate-secret", await alice.http.post(path + "/rotate-secret")),
         ("GET", ONE, await alice.http.get(path)),  # with a previous secret now
+        ("POST", ONE + "/channels/{channel_index}/enable", await alice.http.post(enable)),
+        ("GET", ONE + "/dead-letters", await alice.http.get(path + "/dead-letters")),
+        ("PUT", CONTACT, await alice.http.put(CONTACT, json={"channel": CHANNELS[0]})),
+        ("GET", CONTACT, await alice.http.get(CONTACT)),
     ]
 
     for method, operation, answer in answers:
@@ -136,12 +142,27 @@ EXPECTED = {
     ("post", ONE + "/rotate-secret"): ON_ONE_WEBHOOK | {"409", "422"},
     ("post", ONE + "/test"): ON_ONE_WEBHOOK | {"422"},
     ("get", ONE + "/deliveries"): ON_ONE_WEBHOOK | {"422"},
+    ("post", ONE + "/channels/{channel_index}/enable"): ON_ONE_WEBHOOK | {"422"},
+    ("get", ONE + "/dead-letters"): ON_ONE_WEBHOOK | {"422"},
+    ("post", ONE + "/replay"): ON_ONE_WEBHOOK | WITH_A_BODY | {"409"},
+    ("get", ONE + "/replays/{replay_id}"): ON_ONE_WEBHOOK | {"422"},
+    ("post", ONE + "/replays/{replay_id}/cancel"): ON_ONE_WEBHOOK | {"409", "422"},
+    ("put", CONTACT): WITH_A_BODY | {"409"},
+    ("get", CONTACT): {"404"},
+    ("delete", CONTACT): {"404"},
 }
 
 
 async def test_every_operation_documents_its_error_answers(anonymous: httpx.AsyncClient) -> None:
     document = await document_of(anonymous)
+    operations = {
+        (method, path)
+        for path, methods in document["paths"].items()
+        if path.startswith("/v1/")
+        for method in methods
+    }
 
+    assert operations == set(EXPECTED)
     for (method, path), errors in EXPECTED.items():
         responses = document["paths"][path][method]["responses"]
         documented = {code for code in responses if not code.startswith("2")}

@@ -20,13 +20,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from yarl import URL
 
 from hookline.channels.base import EXCERPT_LENGTH
-from hookline.channels.catalog import ChannelContext, open_context
-from hookline.channels.http_endpoint import (
-    MAX_RETRY_AFTER,
-    HttpEndpointChannel,
-    retry_after_seconds,
-    signature_headers,
-)
+from hookline.channels.context import ChannelContext, open_context
+from hookline.channels.http_answers import MAX_RETRY_AFTER
+from hookline.channels.http_endpoint import HttpEndpointChannel, signature_headers
 from hookline.errors import DeliveryError
 from hookline.schemas import DeliveryOutcome
 from hookline.schemas.common import FailureScope
@@ -292,26 +288,6 @@ async def test_retry_after_is_reported_on_a_retryable_answer(
 
     assert attempt.outcome is DeliveryOutcome.RETRYABLE
     assert attempt.retry_after == pytest.approx(expected, abs=3)
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        (None, None),
-        ("", None),
-        ("0", 0.0),
-        (" 30 ", 30.0),
-        ("-5", None),
-        ("1.5", None),
-        ("Sun, 01 Nov 2026 10:00:30 GMT", 30.0),
-        ("Sun, 01 Nov 2026 09:00:00 GMT", 0.0),
-        ("Sun, 08 Nov 2026 10:00:00 GMT", MAX_RETRY_AFTER),
-        ("not a date", None),
-    ],
-)
-def test_retry_after_header_values(header: str | None, expected: float | None) -> None:
-    now = datetime(2026, 11, 1, 10, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds(header, now=now) == expected
 
 
 async def test_a_redirect_is_not_followed(

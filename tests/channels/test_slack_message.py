@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from hookline.channels.catalog import ChannelContext, open_context
+from hookline.channels.context import ChannelContext, open_context
 from hookline.channels.slack_message import SlackMessageChannel
 from hookline.demo.peers.slack_api import SlackStandIn
 from hookline.registry import RegistryKeys, WebhookStore
@@ -301,7 +301,8 @@ async def test_connection_refused_is_retryable(
     finally:
         await context.aclose()
     assert attempt.outcome is DeliveryOutcome.RETRYABLE
-    assert attempt.error is not None and attempt.error.startswith("could not reach Slack")
+    assert attempt.error is not None and attempt.error.startswith("Slack at 127.0.0.1 unreachable")
+    assert attempt.scope is FailureScope.HOST
 
 
 async def test_no_secret_reaches_logs_or_errors(

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
 from hookline.channels.recipients import RecipientLedger
 from hookline.channels.smtp_email import SmtpEmailChannel
 from hookline.channels.templates import TemplateRenderer
@@ -54,8 +54,15 @@ async def build_channel() -> AsyncIterator[BuildChannel]:
     def build(reached: RecipientLedger | None = None, **smtp: Any) -> SmtpEmailChannel:
         sessions.extend([aiohttp.ClientSession(), aiohttp.ClientSession()])
         settings = Settings(smtp=SmtpSettings(host="127.0.0.1", from_address=SENDER, **smtp))
-        renderer = TemplateRenderer(settings.template_budget)
-        context = ChannelContext(settings, sessions[-2], sessions[-1], renderer, reached)
+        context = ChannelContext(
+            slack=settings.slack,
+            smtp=settings.smtp,
+            twilio=settings.twilio,
+            guarded_http=sessions[-2],
+            api_http=sessions[-1],
+            renderer=TemplateRenderer(settings.template_budget),
+            reached=reached,
+        )
         return SmtpEmailChannel(context)
 
     yield build

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from hookline.channels.catalog import open_context
+from hookline.channels.context import open_context
 from hookline.channels.recipients import RecipientLedger
 from hookline.channels.twilio_sms import MAX_BODY, TwilioSmsChannel
 from hookline.demo.peers.twilio_api import TwilioStandIn

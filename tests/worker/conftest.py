@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from redis.asyncio import Redis
 
@@ -181,3 +181,35 @@ async def producer(worker_settings: Settings) -> AsyncIterator[AIOKafkaProducer]
     await producer.start()
     yield producer
     await producer.stop()
+
+
+@pytest.fixture
+async def assigned(worker_settings: Settings) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer of the test's group, given both partitions of the test's source topic
+    (created with two) by assignment, as a worker's consumer after a rebalance."""
+    topic = worker_settings.topics[0]
+    servers = worker_settings.kafka_bootstrap_servers
+    await ensure_topics(servers, [topic], partitions=2, replication_factor=1)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers,
+        group_id=worker_settings.consumer_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+    yield consumer
+    await consumer.stop()
+
+
+async def send_to(
+    settings: Settings, tp: TopicPartition, values: list[bytes], key: bytes | None = None
+) -> None:
+    """Write `values` to partition `tp`, acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(tp.topic, value, key=key, partition=tp.partition)
+    finally:
+        await producer.stop()

@@ -163,11 +163,13 @@ async def worker_processes(log_dir: Path) -> AsyncIterator[StartWorker]:
 
 @dataclass
 class RedisServer:
-    """A redis-server of one test's own, with an append-only file so data outlives a restart."""
+    """A redis-server of one test's own, with an append-only file so data outlives a restart
+    (unless `persistence` says otherwise)."""
 
     directory: Path
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    persistence: tuple[str, ...] = ("--save", "", "--appendonly", "yes")
 
     @property
     def url(self) -> str:
@@ -175,8 +177,8 @@ class RedisServer:
 
     async def start(self) -> None:
         """Start the server (again, on the same port and files) and wait until it answers."""
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "yes", "--dir", str(self.directory)]
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", *self.persistence]
+        args += ["--dir", str(self.directory)]
         with _open_log(self.directory / "redis.log") as log:
             self.process = await asyncio.create_subprocess_exec(
                 REDIS_SERVER, *args, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -51,6 +51,9 @@ async def values_under(redis: Redis, prefix: str) -> str:
             values += await redis.smembers(key)
         elif kind == "zset":
             values += await redis.zrange(key, 0, -1)
+        elif kind == "stream":
+            entries = cast(list[tuple[str, dict[str, str]]], await redis.xrange(key))
+            values += [value for _, fields in entries for value in fields.values()]
         else:
             raise AssertionError(f"{key!r} is a {kind!r}: read it too")
     return "\n".join(map(str, values))

@@ -29,17 +29,31 @@ UNAUTHORIZED = _error(
     "No API key, or one that is not valid or has been revoked.",
     headers={"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
 )
-REGISTRY_UNAVAILABLE = _error(
-    503, "The webhook registry (Redis) is unavailable; try again shortly.", headers=_RETRY_AFTER
+
+
+def unavailable(description: str) -> Responses:
+    """A 503 answer with its Retry-After header."""
+    return _error(503, description, headers=_RETRY_AFTER)
+
+
+REGISTRY_UNAVAILABLE = unavailable(
+    "The webhook registry (Redis) is unavailable; try again shortly."
 )
-NOT_FOUND = _error(404, "No such webhook in this organization.")
 NOT_JSON = _error(400, "The body is not valid JSON; the message says where.")
 TOO_LARGE = _error(413, f"The body is over {MAX_BODY_BYTES} bytes.")
+
+
+def not_found(description: str) -> Responses:
+    """A 404 answer."""
+    return _error(404, description)
 
 
 def conflict(description: str) -> Responses:
     """A 409 answer."""
     return _error(409, description)
+
+
+NOT_FOUND = not_found("No such webhook in this organization.")
 
 
 def rate_limited(description: str) -> Responses:

@@ -10,7 +10,7 @@ import asyncio
 import hmac
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -49,9 +49,9 @@ class SmtpReceiver:
         password: str | None = None,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._credentials: tuple[str, str] | None = None
+        self._login: _Login | None = None
         if username is not None and password is not None:
-            self._credentials = (username, password)
+            self._login = _Login(username, password)
         self._tls_context = tls_context
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
@@ -60,9 +60,9 @@ class SmtpReceiver:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on `host`:`port` (0 picks a free port) and serve in a background thread."""
-        options: dict[str, Any] = {"auth_require_tls": False} if self._credentials else {}
-        if self._credentials:
-            options["authenticator"] = self._authenticate
+        options: dict[str, Any] = {}
+        if self._login is not None:
+            options = {"auth_require_tls": False, "authenticator": self._login}
         self._controller = _Controller(
             _Handler(self),
             hostname=host,
@@ -122,15 +122,21 @@ class SmtpReceiver:
         with self._lock:
             self._messages.append(mail)
 
-    def _authenticate(
+
+@dataclass(frozen=True)
+class _Login:
+    """The one login the server accepts: an aiosmtpd authenticator."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
-        assert self._credentials is not None
-        username, password = self._credentials
         matches = (
             isinstance(data, LoginPassword)
-            and hmac.compare_digest(data.login, username.encode())
-            and hmac.compare_digest(data.password, password.encode())
+            and hmac.compare_digest(data.login, self.username.encode())
+            and hmac.compare_digest(data.password, self.password.encode())
         )
         return AuthResult(success=matches, handled=False, auth_data=data if matches else None)
 
@@ -145,7 +151,7 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         # aiosmtpd's own auth_required warns without TLS (an error under the test settings).
-        if self._receiver._credentials and not session.authenticated:
+        if self._receiver._login is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
         reply = self._receiver._take_reply("MAIL")
         if reply is None:
@@ -188,6 +194,7 @@ class _Controller(Controller):
 
     def _trigger_server(self) -> None:
         # The base class connects to `self.port` to finish starting; learn the port chosen first.
-        assert isinstance(self.server, asyncio.Server)
+        if not isinstance(self.server, asyncio.Server):
+            raise RuntimeError("aiosmtpd did not start its server; the port is unknown")
         self.port = self.server.sockets[0].getsockname()[1]
         super()._trigger_server()  # type: ignore[no-untyped-call]

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from hookline.demo.peers import StandInServer
+from hookline.errors import HooklineError
 
 __all__ = ["MAX_BODY", "TwilioRefusal", "TwilioStandIn"]
 
@@ -27,7 +28,7 @@ MAX_BODY = 1600
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 
-class TwilioRefusal(Exception):
+class TwilioRefusal(HooklineError):
     """A request Twilio refuses: HTTP status, Twilio error code, message and maybe Retry-After."""
 
     def __init__(self, status: int, code: int, message: str, retry_after: int | None = None):

@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from hookline.channels.base import DeliveryChannel, plugin_configs
-from hookline.channels.catalog import ChannelContext
+from hookline.channels.context import ChannelContext
 from hookline.schemas import Notification
 
 
