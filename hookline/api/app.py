@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hookline import __version__
+from hookline.api.allowed_methods import install_allowed_methods
 from hookline.api.body_limit import BodySizeLimit
+from hookline.api.document import OpenApiDocument
 from hookline.api.errors import install_error_handlers
 from hookline.api.routes import (
     channels,
@@ -39,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, ApiServices]]:
         async with open_services(settings, cipher) as services:
+            document.describe_channels(services.catalog)
             yield {"services": services}
 
     app = FastAPI(
@@ -47,8 +50,10 @@ def create_app(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    document = OpenApiDocument(app, settings.quotas)
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
+    install_allowed_methods(app)
     for routes in (
         webhooks,
         channels,

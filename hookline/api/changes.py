@@ -8,7 +8,7 @@ validated in full. Every write drops expired previous signing secrets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -70,13 +70,13 @@ class ConfigChanges:
 
     def replace(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
         """The configuration that replaces `current`'s."""
-        config = _validate(WebhookReplace, self._restored(body, current.channels))
+        config = _validate(WebhookReplace, self._kept(body, current.channels))
         self._check_installed(config.channels)
         return _without_expired_secrets(config)
 
     def patch(self, body: dict[str, Any], current: Webhook) -> WebhookConfig:
         """`current`'s configuration with the fields of the patch changed."""
-        patch = _validate(WebhookPatch, self._restored(body, current.channels))
+        patch = _validate(WebhookPatch, self._kept(body, current.channels))
         # Channels a patch leaves alone stay usable even if their plugin has gone since.
         if patch.channels is not None:
             self._check_installed(patch.channels)
@@ -97,10 +97,13 @@ class ConfigChanges:
     def contact(self, body: dict[str, Any], stored: Channel | None) -> Channel:
         """The channel a notification contact's write sets (its secrets kept as a webhook
         channel's are, from the stored contact)."""
-        with contact_errors():
-            if "channel" in body:
+        if "channel" in body:
+            try:
                 kept = self._restored({"channels": [body["channel"]]}, [stored] if stored else [])
-                body = {**body, "channel": kept["channels"][0]}
+            except RequestValidationError as exc:
+                raise _stale(_at_contact(error) for error in exc.errors()) from None
+            body = {**body, "channel": kept["channels"][0]}
+        with contact_errors():
             write = _validate(ContactWrite, body)
             self._check_installed([write.channel])
         return write.channel
@@ -110,6 +113,14 @@ class ConfigChanges:
         if not isinstance(channels, list):
             return body
         return {**body, "channels": self._secrets.restore(channels, stored)}
+
+    def _kept(self, body: dict[str, Any], stored: Sequence[Channel]) -> dict[str, Any]:
+        """`body` with the stored secrets it keeps; 409 where a placeholder stands for a secret
+        that the stored channel at its position does not have (the sender's copy is stale)."""
+        try:
+            return self._restored(body, stored)
+        except RequestValidationError as exc:
+            raise _stale(exc.errors()) from None
 
     def _check_installed(self, channels: list[Channel]) -> None:
         """Each channel is installed, and a plugin's configs match the plugin's model."""
@@ -156,6 +167,13 @@ def contact_errors() -> Iterator[None]:
         yield
     except RequestValidationError as exc:
         raise RequestValidationError([_at_contact(error) for error in exc.errors()]) from None
+
+
+def _stale(errors: Iterable[Any]) -> HTTPException:
+    """409 for placeholders standing for secrets that are not stored: valid in themselves, they
+    refer to what the sender believes is stored."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors)
+    return HTTPException(status.HTTP_409_CONFLICT, f"{problems}; send the secret")
 
 
 def _at_contact(error: Any) -> Any:

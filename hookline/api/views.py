@@ -1,18 +1,19 @@
-"""What the API answers with: webhooks without `internal_id` and with their secrets redacted."""
+"""What the API answers with: webhooks without `internal_id` and with their secrets redacted,
+and the bodies of its error answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import (
-    BaseModel,
-    Field,
-    PrivateAttr,
-    SerializerFunctionWrapHandler,
-    field_serializer,
-)
+from pydantic import BaseModel, Field
 
+from hookline.api.channel_views import (
+    ChannelView,
+    WrittenChannelView,
+    channel_views,
+    written_channel_views,
+)
 from hookline.api.redaction import ChannelSecrets
 from hookline.schemas import (
     Channel,
@@ -61,12 +62,7 @@ class ChannelState(BaseModel):
         )
 
 
-class WebhookView(BaseModel):
-    """Configured webhook subscription for organization event notifications.
-
-    Secrets (signing secrets, tokens, Slack webhook URLs) are write-only and show as "**********".
-    """
-
+class _WebhookFields(BaseModel):
     webhook_id: str = Field(
         description="Unique identifier: 'wh_' followed by 10 alphanumerics.",
         examples=["wh_abc123def4"],
@@ -75,7 +71,6 @@ class WebhookView(BaseModel):
     event_types: list[WebhookEventType] = Field(
         description="Event types that trigger this webhook ('*' for all)."
     )
-    channels: list[Channel] = Field(description="Where each event is delivered, all of them.")
     is_active: bool = Field(description="Whether events trigger notifications (False: paused).")
     created_at: datetime = Field(description="UTC time of creation; never changes.")
     updated_at: datetime = Field(description="UTC time of the most recent change.")
@@ -85,40 +80,47 @@ class WebhookView(BaseModel):
         description="Each channel's health, in the order of `channels`."
     )
 
+
+class WebhookView(_WebhookFields):
+    """Configured webhook subscription for organization event notifications.
+
+    Secrets (signing secrets, tokens, Slack webhook URLs) are write-only and show as "**********".
+    """
+
+    channels: list[ChannelView] = Field(description="Where each event is delivered, all of them.")
+
     @classmethod
     def of(cls, webhook: Webhook, secrets: ChannelSecrets) -> Self:
         """The view of a stored webhook."""
-        channels = [secrets.redact(channel) for channel in webhook.channels]
-        states = [ChannelState.of(webhook, index) for index in range(len(channels))]
-        return cls.model_validate({**dict(webhook), "channels": channels, "channel_states": states})
+        channels = channel_views(webhook.channels, secrets)
+        return cls.model_validate({**_fields(webhook), "channels": channels})
 
 
-class WebhookWithNewSecrets(WebhookView):
+class WebhookWithNewSecrets(_WebhookFields):
     """A webhook as a write returns it: each signing secret this request set is shown in full.
 
     This is the only time a new signing secret is shown; store it to verify deliveries.
     """
 
-    _revealed: frozenset[int] = PrivateAttr(default=frozenset())
+    channels: list[WrittenChannelView] = Field(
+        description="Where each event is delivered, all of them."
+    )
 
     @classmethod
     def after_write(cls, webhook: Webhook, before: Webhook | None, secrets: ChannelSecrets) -> Self:
         """The view of `webhook` with the signing secrets that `before` did not have revealed."""
-        view = cls.of(webhook, secrets)
         old = {value for _, value in _signing_secrets(before.channels if before else [])}
-        new = _signing_secrets(webhook.channels)
-        view._revealed = frozenset(index for index, value in new if value not in old)
-        return view
+        revealed = [
+            index for index, value in _signing_secrets(webhook.channels) if value not in old
+        ]
+        channels = written_channel_views(webhook.channels, secrets, revealed)
+        return cls.model_validate({**_fields(webhook), "channels": channels})
 
-    @field_serializer("channels", mode="wrap")
-    def _reveal(
-        self, channels: list[Channel], handler: SerializerFunctionWrapHandler
-    ) -> list[dict[str, Any]]:
-        dumped: list[dict[str, Any]] = handler(channels)
-        for index, value in _signing_secrets(self.channels):
-            if index in self._revealed:
-                dumped[index]["configs"]["secret"] = value
-        return dumped
+
+def _fields(webhook: Webhook) -> dict[str, Any]:
+    """What a view of `webhook` shows besides its channels."""
+    states = [ChannelState.of(webhook, index) for index in range(len(webhook.channels))]
+    return {**dict(webhook), "channel_states": states}
 
 
 def _signing_secrets(channels: list[Channel]) -> list[tuple[int, str]]:
@@ -152,7 +154,13 @@ class SentTestEvent(BaseModel):
     attempts: list[DeliveryAttempt]
 
 
-class ContactView(BaseModel):
+class _ContactFields(BaseModel):
+    updated_at: datetime
+    last_error: DeliveryFailure | None = Field(description="The last notice that failed, if any.")
+    last_success_at: datetime | None = Field(description="When a notice last reached it.")
+
+
+class ContactView(_ContactFields):
     """The organization's notification contact: the channel hookline tells about channels that
     fail (a warning at half of `HOOKLINE_DISABLE_AFTER`), are disabled, or deliver again.
 
@@ -160,17 +168,20 @@ class ContactView(BaseModel):
     `hookline.channel.recovered` whose `data` holds a `message`, the webhook, the channel and
     the details; secrets are write-only and show as "**********"."""
 
-    channel: Channel
-    updated_at: datetime
-    last_error: DeliveryFailure | None = Field(description="The last notice that failed, if any.")
-    last_success_at: datetime | None = Field(description="When a notice last reached it.")
-
-    _reveal: bool = PrivateAttr(default=False)
+    channel: ChannelView
 
     @classmethod
     def of(cls, contact: NotificationContact, secrets: ChannelSecrets) -> Self:
         """The view of a stored contact."""
-        return cls.model_validate({**dict(contact), "channel": secrets.redact(contact.channel)})
+        [channel] = channel_views([contact.channel], secrets)
+        return cls.model_validate({**dict(contact), "channel": channel})
+
+
+class ContactWithNewSecret(_ContactFields):
+    """The notification contact as a write returns it: a signing secret that the write set is
+    shown in full, this once."""
+
+    channel: WrittenChannelView
 
     @classmethod
     def after_write(
@@ -179,19 +190,13 @@ class ContactView(BaseModel):
         before: NotificationContact | None,
         secrets: ChannelSecrets,
     ) -> Self:
-        """The view of `contact` as written: a signing secret `before` did not have is shown in
-        full, this once."""
-        view = cls.of(contact, secrets)
+        """The view of `contact` with the signing secret that `before` did not have revealed."""
         new = _signing_secrets([contact.channel])
-        view._reveal = bool(new) and new != _signing_secrets([before.channel] if before else [])
-        return view
-
-    @field_serializer("channel", mode="wrap")
-    def _reveal_secret(self, channel: Channel, handler: SerializerFunctionWrapHandler) -> Any:
-        dumped = handler(channel)
-        if self._reveal and isinstance(channel.configs, HttpConfigs):
-            dumped["configs"]["secret"] = channel.configs.secret.get_secret_value()
-        return dumped
+        revealed = (
+            [0] if new and new != _signing_secrets([before.channel] if before else []) else []
+        )
+        [channel] = written_channel_views([contact.channel], secrets, revealed)
+        return cls.model_validate({**dict(contact), "channel": channel})
 
 
 class DeadLetterView(BaseModel):
@@ -253,3 +258,25 @@ class ReplayCount(BaseModel):
     under the same id are not counted)."""
 
     count: int
+
+
+class ErrorMessage(BaseModel):
+    """An error answer: what is wrong and, where it helps, what to do."""
+
+    detail: str
+
+
+class Problem(BaseModel):
+    """One reason a request was refused: the field (`loc`) and what is wrong with it (`msg`).
+
+    The value sent is never quoted: it may be a secret."""
+
+    type: str = Field(description="The kind of problem, e.g. `missing` or `quota_exceeded`.")
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field.")
+    msg: str
+
+
+class InvalidRequest(BaseModel):
+    """A refused request: every problem found, each at its field."""
+
+    detail: list[Problem]

@@ -11,8 +11,10 @@ from enum import StrEnum
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal, Self
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Discriminator,
     EmailStr,
     Field,
@@ -27,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from hookline.schemas import json_rules
 from hookline.schemas.common import Secret, StrictModel, UtcDatetime, utc_now
 from hookline.schemas.text import (
     MultiLine,
@@ -55,7 +58,8 @@ RESERVED_HEADERS = frozenset(
 )
 """Headers a webhook's custom `headers` may not set: signing and framing belong to hookline."""
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_NAME = re.compile(json_rules.HEADER_NAME_PATTERN)
+MAX_HEADER_VALUE_LENGTH = 8192
 _SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 
@@ -69,9 +73,18 @@ class ChannelType(StrEnum):
 
 
 Template = Annotated[
-    str, StringConstraints(min_length=1, max_length=TEMPLATE_MAX_LENGTH), MultiLine
+    str,
+    StringConstraints(min_length=1, max_length=TEMPLATE_MAX_LENGTH),
+    MultiLine,
+    json_rules.template(multi_line=True),
 ]
-E164Number = Annotated[str, SingleLine, StringConstraints(pattern=r"^\+[1-9][0-9]{1,14}$")]
+E164Number = Annotated[
+    str,
+    SingleLine,
+    StringConstraints(pattern=json_rules.E164_PATTERN),
+    # Stated again: the request schema loses a pattern that follows a validator.
+    json_rules.pattern(json_rules.E164_PATTERN),
+]
 """E.164: ASCII digits only (`\\d` would take any script's digits)."""
 SlackText = Annotated[str, StringConstraints(min_length=1, max_length=100), SingleLine]
 SlackUsername = Annotated[str, StringConstraints(min_length=1, max_length=80), SingleLine]
@@ -135,8 +148,19 @@ def _check_slack_webhook_url(value: SecretStr, info: ValidationInfo) -> SecretSt
     return value if from_store(info) else SecretStr(slack_webhook_url(value.get_secret_value()))
 
 
-SigningSecret = Annotated[Secret, AfterValidator(_check_signing_secret)]
-SlackWebhookUrl = Annotated[Secret, AfterValidator(_check_slack_webhook_url)]
+SigningSecret = Annotated[
+    Secret,
+    AfterValidator(_check_signing_secret),
+    json_rules.pattern(json_rules.SIGNING_SECRET_PATTERN),
+]
+SlackWebhookUrl = Annotated[
+    Secret,
+    AfterValidator(_check_slack_webhook_url),
+    Field(
+        description="An https URL (plain http only to a loopback host).",
+        json_schema_extra={"format": "uri", "pattern": json_rules.SLACK_WEBHOOK_URL_PATTERN},
+    ),
+]
 
 
 class ExpiringSecret(StrictModel):
@@ -150,9 +174,15 @@ class HttpConfigs(StrictModel):
     """An HTTP endpoint that receives a signed JSON POST."""
 
     url: SingleLineHttpUrl
-    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=50,
+        json_schema_extra=json_rules.headers(RESERVED_HEADERS, MAX_HEADER_VALUE_LENGTH),
+    )
     payload_template: Template | None = None
-    timeout: float = Field(10.0, ge=1, le=30, description="Seconds to wait for the endpoint.")
+    timeout: float = Field(
+        10.0, ge=1, le=30, strict=True, description="Seconds to wait for the endpoint."
+    )
     secret: SigningSecret = Field(default_factory=new_signing_secret)
     previous_secrets: list[ExpiringSecret] = Field(
         default_factory=list,
@@ -197,13 +227,15 @@ def _header_problem(name: str, value: str) -> str | None:
         return f"header {name!r} is set by hookline and cannot be replaced"
     if problem := control_character(value):
         return f"the value of header {name!r} {problem}"
-    if len(value) > 8192:
-        return f"the value of header {name!r} is over 8192 characters"
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        return f"the value of header {name!r} is over {MAX_HEADER_VALUE_LENGTH} characters"
     return None
 
 
 class SlackConfigs(StrictModel):
     """A Slack incoming webhook, or a bot token and a channel for `chat.postMessage`."""
+
+    model_config = ConfigDict(json_schema_extra=json_rules.SLACK_ONE_DESTINATION)
 
     webhook_url: SlackWebhookUrl | None = None
     bot_token: SingleLineSecret | None = None
@@ -225,14 +257,24 @@ class SlackConfigs(StrictModel):
         return self
 
 
+EmailAddress = Annotated[EmailStr, json_rules.email_address(SPECIAL_USE_DOMAIN_NAMES)]
+"""An address the address check takes: none at a special-use domain (RFC 6761)."""
+
+
 class EmailConfigs(StrictModel):
     """Recipients and templates of an email notification."""
 
-    to_addresses: list[EmailStr] = Field(min_length=1, max_length=50)
-    cc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
-    bcc_addresses: list[EmailStr] = Field(default_factory=list, max_length=50)
+    to_addresses: list[EmailAddress] = Field(min_length=1, max_length=50)
+    cc_addresses: list[EmailAddress] = Field(default_factory=list, max_length=50)
+    bcc_addresses: list[EmailAddress] = Field(default_factory=list, max_length=50)
     subject_template: (
-        Annotated[str, StringConstraints(min_length=1, max_length=1000), SingleLine] | None
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=1000),
+            SingleLine,
+            json_rules.template(multi_line=False),
+        ]
+        | None
     ) = None
     body_template: Template | None = None
     content_type: Literal["text", "html"] = "text"
@@ -243,7 +285,13 @@ class SmsConfigs(StrictModel):
 
     phone_numbers: list[E164Number] = Field(min_length=1, max_length=20)
     message_template: (
-        Annotated[str, StringConstraints(min_length=1, max_length=1600), MultiLine] | None
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=1600),
+            MultiLine,
+            json_rules.template(multi_line=True),
+        ]
+        | None
     ) = None
 
 
@@ -288,9 +336,11 @@ class PluginChannel(StrictModel):
     configs: dict[str, Any]
 
 
-def _channel_tag(value: Any) -> str:
+def channel_tag(value: Any) -> str:
+    """Which branch of a channel union takes `value`: its built-in `channel`, else "plugin"
+    (whose model names what is wrong with any other value)."""
     name = value.get("channel") if isinstance(value, dict) else getattr(value, "channel", None)
-    return name if name in _BUILTIN_TAGS else "plugin"
+    return name if isinstance(name, str) and name in _BUILTIN_TAGS else "plugin"
 
 
 _BUILTIN_TAGS = frozenset(ChannelType.__members__.values())
@@ -301,6 +351,6 @@ Channel = Annotated[
     | Annotated[EmailChannel, Tag(ChannelType.EMAIL)]
     | Annotated[SmsChannel, Tag(ChannelType.SMS)]
     | Annotated[PluginChannel, Tag("plugin")],
-    Discriminator(_channel_tag),
+    Discriminator(channel_tag),
 ]
 """One channel of a webhook: a built-in one, or a plugin's, chosen by its `channel` value."""

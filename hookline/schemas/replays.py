@@ -9,8 +9,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from hookline.schemas import json_rules
 from hookline.schemas.common import OrganizationId, StrictModel, UtcDatetime, utc_now
 from hookline.schemas.event_types import WebhookEventType
 
@@ -85,6 +94,8 @@ ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,39}$
 class ReplayRequest(StrictModel):
     """The body of `POST /v1/organizations/webhooks/{webhook_id}/replay`."""
 
+    model_config = ConfigDict(json_schema_extra=json_rules.REPLAY_OF_EVENTS)
+
     source: ReplaySource = Field(
         description="`dead_letters`: the webhook's dead letters; `events`: the events on the "
         "source topics that the webhook subscribes to."
@@ -92,35 +103,38 @@ class ReplayRequest(StrictModel):
     since: UtcDatetime | None = Field(
         None,
         description="RFC 3339; only what failed (dead letters) or was published (events) at or "
-        "after it. Required for `events`.",
+        "after it. Required for `events`; not in the future.",
     )
     until: UtcDatetime | None = Field(
         None,
-        description="RFC 3339; only what failed or was published at or before it. Left out, or "
-        "later than the request, it is the time of the request.",
+        description="RFC 3339, not before `since`; only what failed or was published at or "
+        "before it. Left out, or later than the request, it is the time of the request.",
     )
     event_types: list[WebhookEventType] | None = Field(
         None,
         min_length=1,
         max_length=len(WebhookEventType),
         description="Only events of these types.",
+        json_schema_extra=json_rules.NO_WILDCARD,
     )
     channels: list[ChannelName] | None = Field(
         None,
         min_length=1,
         max_length=20,
         description="Only the webhook's channels of these kinds, e.g. `webhook`, `slack`.",
+        json_schema_extra={"uniqueItems": True},
     )
     reasons: list[DeadLetterReason] | None = Field(
         None,
         min_length=1,
         max_length=len(DeadLetterReason),
         description="Only dead letters given up for these reasons (`dead_letters` only).",
+        json_schema_extra={"uniqueItems": True},
     )
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         False, description="Answer how many deliveries would be sent, and send nothing."
     )
-    new_ids: bool = Field(
+    new_ids: StrictBool = Field(
         False,
         description="Send under new delivery ids (`webhook-id`), so that receivers that "
         "deduplicate take them again; by default each delivery keeps its id.",

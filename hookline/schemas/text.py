@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, HttpUrl, SecretStr, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    HttpUrl,
+    SecretStr,
+    ValidationInfo,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
+from hookline.schemas import json_rules
 from hookline.schemas.common import Secret
 
 FROM_STORE: dict[str, Any] = {"from_store": True}
@@ -52,12 +65,33 @@ def _multi_line(value: str, info: ValidationInfo) -> str:
     return value
 
 
-SingleLine = AfterValidator(_single_line)
+@dataclass(frozen=True)
+class _CheckedText:
+    """An after-validator whose check the JSON schema states as a `pattern` (unless the field
+    has a narrower one of its own)."""
+
+    check: Callable[[Any, ValidationInfo], Any]
+    pattern: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.with_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("pattern", self.pattern)
+        return json_schema
+
+
+SingleLine = _CheckedText(_single_line, json_rules.SINGLE_LINE_PATTERN)
 """Refuses control characters (C0, C1, DEL) and line or paragraph separators in text that can
 reach a header, subject, phone number or name: `Annotated[str, StringConstraints(...),
 SingleLine]`. After the constraints, so that whitespace is stripped and lengths are checked
 first (constraints after a validator lose their own messages)."""
-MultiLine = AfterValidator(_multi_line)
+MultiLine = _CheckedText(_multi_line, json_rules.MULTI_LINE_PATTERN)
 """As SingleLine, for templates and other text of several lines: line feeds and tabs pass."""
 
 
@@ -66,7 +100,9 @@ def _single_line_secret(value: SecretStr, info: ValidationInfo) -> SecretStr:
     return value
 
 
-SingleLineSecret = Annotated[Secret, AfterValidator(_single_line_secret)]
+SingleLineSecret = Annotated[
+    Secret, _CheckedText(_single_line_secret, json_rules.SINGLE_LINE_PATTERN)
+]
 """A secret sent in a header (such as a bearer token): one line, no control characters."""
 
 
@@ -100,7 +136,10 @@ def _sendable_url(url: HttpUrl, info: ValidationInfo) -> HttpUrl:
 
 
 SingleLineHttpUrl = Annotated[
-    HttpUrl, BeforeValidator(_single_line_url), AfterValidator(_sendable_url)
+    HttpUrl,
+    BeforeValidator(_single_line_url),
+    AfterValidator(_sendable_url),
+    json_rules.pattern(json_rules.HTTP_URL_PATTERN),
 ]
 """An http(s) URL, stripped, whose text holds no control character and whose host and port
 can be connected to."""

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    model_validator,
+)
 
+from hookline.schemas import json_rules
 from hookline.schemas.channel_configs import Channel
 from hookline.schemas.common import (
     WEBHOOK_ID_PATTERN,
@@ -31,7 +39,10 @@ def _no_duplicates(types: list[WebhookEventType]) -> list[WebhookEventType]:
 
 
 WebhookName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
+    json_rules.pattern(json_rules.NOT_BLANK_SINGLE_LINE_PATTERN),
 ]
 EventTypes = Annotated[
     list[WebhookEventType],
@@ -48,7 +59,7 @@ class WebhookConfig(StrictModel):
     webhook_name: WebhookName
     event_types: EventTypes
     channels: Channels
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class WebhookCreate(WebhookConfig):
@@ -62,10 +73,12 @@ class WebhookReplace(WebhookConfig):
 class WebhookPatch(StrictModel):
     """The body of `PATCH`: only the fields present change; none may be null."""
 
+    model_config = ConfigDict(json_schema_extra=json_rules.never_null)
+
     webhook_name: WebhookName | None = None
     event_types: EventTypes | None = None
     channels: Channels | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> Self:

@@ -78,11 +78,6 @@ async def test_a_signing_secret_is_shown_once_and_kept_by_a_write_that_leaves_it
             "no channel named 'pager' is installed",
         ),
         (
-            {"channel": http_channel(secret=REDACTED)},
-            ["body", "channel", "configs", "secret"],
-            "has none stored",
-        ),
-        (
             {"channel": email_channel("a@example.com"), "notices": "all"},
             ["body", "notices"],
             "Extra inputs",
@@ -107,6 +102,15 @@ async def test_an_invalid_contact_is_refused_at_its_field(
     assert response.status_code == 422, response.text
     errors = response.json()["detail"]
     assert any(e["loc"][: len(loc)] == loc and words in e["msg"] for e in errors), errors
+    assert (await alice.http.get(CONTACT)).status_code == 404
+
+
+async def test_a_placeholder_with_no_stored_secret_is_a_conflict(alice: Tenant) -> None:
+    response = await alice.http.put(CONTACT, json={"channel": http_channel(secret=REDACTED)})
+
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith("channel.configs.secret: ")
+    assert "has none stored" in response.json()["detail"]
     assert (await alice.http.get(CONTACT)).status_code == 404
 
 

@@ -46,6 +46,7 @@ INVALID_BODIES: list[tuple[dict[str, Any], list[Any]]] = [
         webhook_body(channels=[slack_channel(bot_token="**********", channel_id="C1")]),
         ["channels", 0, "configs", "bot_token"],
     ),
+    (webhook_body(channels=[{"channel": ["webhook"], "configs": {}}]), ["channels", 0, "channel"]),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import RATE_LIMITED, WebhookId
+from hookline.api.routes import EVERY_CALL, WebhookId, invalid, not_found
 from hookline.api.views import WebhookView
 from hookline.schemas.common import utc_now
 from hookline.schemas.operations import OperationalEvent, OperationalEventType
@@ -16,7 +16,7 @@ from hookline.schemas.webhooks import MAX_CHANNELS
 router = APIRouter(
     prefix="/v1/organizations/webhooks/{webhook_id}/channels",
     tags=["webhooks"],
-    responses=RATE_LIMITED,
+    responses=EVERY_CALL,
 )
 
 ChannelIndex = Annotated[
@@ -31,7 +31,10 @@ ChannelIndex = Annotated[
     "delivery for `HOOKLINE_DISABLE_AFTER`; its failure clock starts again, and the "
     "notification contact is told once it delivers. Events published while it was disabled "
     "are not sent to it. Enabling a channel that is not disabled changes nothing.",
-    responses={404: {"description": "No such webhook in this organization, or no such channel."}},
+    responses={
+        **not_found("No such webhook in this organization, or no such channel."),
+        **invalid("`webhook_id` or `channel_index` is invalid."),
+    },
 )
 async def enable_channel(
     webhook_id: WebhookId, channel_index: ChannelIndex, org: OrganizationId, services: Services

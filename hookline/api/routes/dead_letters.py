@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import NOT_FOUND, RATE_LIMITED, WebhookId
+from hookline.api.routes import EVERY_CALL, NOT_FOUND, WebhookId, invalid
 from hookline.api.views import DeadLetterList, DeadLetterView
 from hookline.registry.dead_letters import POSITION_PATTERN
 
 router = APIRouter(
-    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["dead letters"], responses=RATE_LIMITED
+    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["dead letters"], responses=EVERY_CALL
 )
 
 
@@ -23,7 +23,7 @@ router = APIRouter(
     "failure, held back too long), newest first: the most recent "
     "`HOOKLINE_DEAD_LETTERS_PER_WEBHOOK` of them. `POST .../replay` with `source` "
     "`dead_letters` sends them again.",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **invalid("`webhook_id`, `limit` or `cursor` is invalid.")},
 )
 async def list_dead_letters(
     webhook_id: WebhookId,

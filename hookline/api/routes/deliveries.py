@@ -7,13 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import NOT_FOUND, RATE_LIMITED, WebhookId, rate_limited
+from hookline.api.routes import (
+    BAD_WEBHOOK_ID,
+    EVERY_CALL,
+    NOT_FOUND,
+    WebhookId,
+    invalid,
+    rate_limited,
+)
 from hookline.api.sending import sample_event, send_test_event
 from hookline.api.views import DeliveryList, SentTestEvent
 from hookline.registry.delivery_log import LOG_LENGTH
 
 router = APIRouter(
-    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["deliveries"], responses=RATE_LIMITED
+    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["deliveries"], responses=EVERY_CALL
 )
 
 
@@ -25,6 +32,7 @@ router = APIRouter(
     "logged and set `last_error` / `last_success_at` like real deliveries.",
     responses={
         **NOT_FOUND,
+        **BAD_WEBHOOK_ID,
         **rate_limited(
             "Too many test sends to this webhook (`HOOKLINE_TEST_SENDS_PER_WEBHOOK_PER_MINUTE`) "
             "or by this organization (`HOOKLINE_TEST_SENDS_PER_ORGANIZATION_PER_MINUTE`), too "
@@ -47,7 +55,7 @@ async def send_test(
     "/deliveries",
     summary="List recent deliveries",
     description="The webhook's most recent delivery attempts, newest first.",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **invalid("`webhook_id` or `limit` is invalid.")},
 )
 async def list_deliveries(
     webhook_id: WebhookId,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from hookline.api.dependencies import Services
+from hookline.api.routes import REGISTRY_UNAVAILABLE
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +29,7 @@ class Health(BaseModel):
     summary="Check health",
     description="200 while Redis answers: `ok`, or `degraded` with its `problems` (the API "
     "still serves). 503 when Redis does not answer.",
-    responses={503: {"description": "Redis is unavailable."}},
+    responses=REGISTRY_UNAVAILABLE,
 )
 async def healthz(services: Services) -> Health:
     problem = (await services.persistence.read()).problem

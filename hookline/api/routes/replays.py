@@ -8,14 +8,24 @@ from fastapi import APIRouter, Path, Response, status
 from fastapi.responses import JSONResponse
 
 from hookline.api.dependencies import OrganizationId, Services
-from hookline.api.routes import NOT_FOUND, RATE_LIMITED, Responses, WebhookId
+from hookline.api.routes import (
+    EVERY_CALL,
+    NOT_FOUND,
+    WITH_BODY,
+    Responses,
+    WebhookId,
+    conflict,
+    invalid,
+    not_found,
+    unavailable,
+)
 from hookline.api.services import ApiServices
 from hookline.api.views import ReplayCount, ReplayView
 from hookline.errors import ReplayNotFoundError
 from hookline.schemas.replays import ReplayJob, ReplayRequest
 
 router = APIRouter(
-    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["replays"], responses=RATE_LIMITED
+    prefix="/v1/organizations/webhooks/{webhook_id}", tags=["replays"], responses=EVERY_CALL
 )
 
 ReplayId = Annotated[
@@ -26,12 +36,9 @@ ReplayId = Annotated[
     ),
 ]
 
-_NOT_FOUND: Responses = {404: {"description": "No such webhook, or no such replay of it."}}
-_KAFKA_DOWN: Responses = {
-    503: {
-        "description": "Kafka did not answer; try again after `Retry-After` seconds.",
-        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
-    }
+_ON_ONE: Responses = {
+    **not_found("No such webhook, or no such replay of it."),
+    **invalid("`webhook_id` or `replay_id` is invalid."),
 }
 
 
@@ -50,20 +57,20 @@ _KAFKA_DOWN: Responses = {
     "With `dry_run` the answer (200) is how many deliveries it would send, and nothing is sent.",
     responses={
         200: {"model": ReplayCount, "description": "A dry run: what the replay would send."},
+        **WITH_BODY,
         **NOT_FOUND,
-        409: {
-            "description": "The webhook is paused, or a replay of it is still running; the "
-            "message says which."
-        },
-        422: {
-            "description": "The body is invalid; or `since` is before the earliest time the "
-            "topic still holds (the message names it), or a dry run's range holds more records "
-            "than `HOOKLINE_REPLAY_DRY_RUN_LIMIT`. Each error's `loc` is the field.",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
-            },
-        },
-        **_KAFKA_DOWN,
+        **conflict(
+            "The webhook is paused, or a replay of it is still running; the message says which."
+        ),
+        **invalid(
+            "The request is invalid; or `since` is before the earliest time the topic still "
+            "holds (the message names it), or a dry run's range holds more records than "
+            "`HOOKLINE_REPLAY_DRY_RUN_LIMIT`. Each error's `loc` is the field."
+        ),
+        **unavailable(
+            "The webhook registry (Redis) is unavailable, or Kafka did not answer the replay's "
+            "look-up; try again shortly."
+        ),
     },
 )
 async def start_replay(
@@ -76,7 +83,7 @@ async def start_replay(
     return JSONResponse(view.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.get("/replays/{replay_id}", summary="Get a replay", responses=_NOT_FOUND)
+@router.get("/replays/{replay_id}", summary="Get a replay", responses=_ON_ONE)
 async def get_replay(
     webhook_id: WebhookId, replay_id: ReplayId, org: OrganizationId, services: Services
 ) -> ReplayView:
@@ -89,8 +96,8 @@ async def get_replay(
     description="Stop a running replay: deliveries under way end, no more are sent. Cancelling "
     "a cancelled replay changes nothing.",
     responses={
-        **_NOT_FOUND,
-        409: {"description": "The replay has finished or failed already."},
+        **_ON_ONE,
+        **conflict("The replay has finished or failed already."),
     },
 )
 async def cancel_replay(
@@ -101,7 +108,9 @@ async def cancel_replay(
 
 
 async def _replay(services: ApiServices, org: str, webhook_id: str, replay_id: str) -> ReplayJob:
-    """The organization's replay of this webhook, or ReplayNotFoundError (404)."""
+    """The organization's replay of this webhook, or ReplayNotFoundError (404); a deleted
+    webhook's replays are gone with it (WebhookNotFoundError, 404)."""
+    await services.webhooks.get(org, webhook_id)
     job = await services.replay_jobs.get(org, replay_id)
     if job.webhook_id != webhook_id:
         raise ReplayNotFoundError(replay_id)

@@ -11,28 +11,39 @@ from fastapi import APIRouter, Query, Response, status
 from hookline.api.changes import CreateBody, PatchBody, ReplaceBody
 from hookline.api.dependencies import OrganizationId, Services
 from hookline.api.routes import (
+    BAD_WEBHOOK_ID,
     CHANNEL_QUOTAS,
+    EVERY_CALL,
     NOT_FOUND,
-    RATE_LIMITED,
+    WITH_BODY,
     Responses,
     WebhookId,
+    conflict,
+    invalid,
     over_quota,
 )
 from hookline.api.services import ApiServices
 from hookline.api.views import WebhookList, WebhookView, WebhookWithNewSecrets
 from hookline.schemas import Webhook, WebhookConfig, WebhookEventType
 
-router = APIRouter(prefix="/v1/organizations/webhooks", tags=["webhooks"], responses=RATE_LIMITED)
+router = APIRouter(prefix="/v1/organizations/webhooks", tags=["webhooks"], responses=EVERY_CALL)
 
 _ONE = "/{webhook_id}"
+_ON_ONE: Responses = {**NOT_FOUND, **BAD_WEBHOOK_ID}
 _WRITE_ERRORS: Responses = {
+    **WITH_BODY,
     **NOT_FOUND,
-    409: {"description": "The webhook kept changing during the update; try again."},
+    **conflict(
+        "The webhook kept changing during the update (try again), or a `**********` placeholder "
+        "stands for a secret that the stored channel at its position does not have (send the "
+        "secret); the message says which."
+    ),
     **over_quota(CHANNEL_QUOTAS),
 }
 _KEEP_SECRETS = (
     " Secret fields that are left out, or sent back as the placeholder `**********`, keep "
-    "their stored value (the channel at the same position, of the same type)."
+    "their stored value (the channel at the same position, of the same type); a placeholder "
+    "where none is stored is refused with 409."
 )
 
 
@@ -43,7 +54,8 @@ _KEEP_SECRETS = (
     description="Subscribe channels to event types. The response shows each `webhook` "
     "channel's signing secret in full, this once.",
     responses={
-        409: {"description": "The organization's webhooks kept changing; try again."},
+        **WITH_BODY,
+        **conflict("The organization's webhooks kept changing; try again."),
         **over_quota(
             "the organization already has as many webhooks as allowed "
             "(`HOOKLINE_MAX_WEBHOOKS_PER_ORGANIZATION`), or " + CHANNEL_QUOTAS
@@ -61,7 +73,12 @@ async def create_webhook(
     return WebhookWithNewSecrets.after_write(webhook, None, services.secrets)
 
 
-@router.get("", summary="List webhooks", description="The organization's webhooks, oldest first.")
+@router.get(
+    "",
+    summary="List webhooks",
+    description="The organization's webhooks, oldest first.",
+    responses=invalid("A query parameter is invalid."),
+)
 async def list_webhooks(
     org: OrganizationId,
     services: Services,
@@ -81,7 +98,7 @@ async def list_webhooks(
     return WebhookList(data=views, next_cursor=page.next_cursor)
 
 
-@router.get(_ONE, summary="Get a webhook", responses=NOT_FOUND)
+@router.get(_ONE, summary="Get a webhook", responses=_ON_ONE)
 async def get_webhook(
     webhook_id: WebhookId, org: OrganizationId, services: Services
 ) -> WebhookView:
@@ -123,7 +140,7 @@ async def patch_webhook(
     summary="Delete a webhook",
     description="Permanently remove the webhook and its delivery log; deliveries stop within "
     "a second.",
-    responses=NOT_FOUND,
+    responses=_ON_ONE,
 )
 async def delete_webhook(
     webhook_id: WebhookId, org: OrganizationId, services: Services
@@ -139,8 +156,10 @@ async def delete_webhook(
     "response only. The replaced secret keeps signing alongside the new one for 24 hours, so "
     "receivers can switch without missing a delivery.",
     responses={
-        **NOT_FOUND,
-        409: {"description": "The webhook has no `webhook` channel, or kept changing."},
+        **_ON_ONE,
+        **conflict(
+            "The webhook has no `webhook` channel, or kept changing; the message says which."
+        ),
     },
 )
 async def rotate_secret(
