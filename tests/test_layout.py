@@ -21,9 +21,9 @@ def _module_names() -> list[str]:
     return [info.name for info in pkgutil.walk_packages([str(PACKAGE)], "hookline.")]
 
 
-def _imports_at_load(name: str) -> set[str]:
-    """The hookline modules `name` imports when it is loaded (not inside functions, nor for
-    type checking only)."""
+def _imports_at_load(name: str, modules: set[str]) -> set[str]:
+    """The hookline modules (of `modules`) that `name` imports when it is loaded or when its
+    functions run, leaving out imports for type checking only."""
     spec = importlib.util.find_spec(name)
     assert spec is not None and spec.origin is not None
     tree = ast.parse(Path(spec.origin).read_text())
@@ -34,8 +34,11 @@ def _imports_at_load(name: str) -> set[str]:
         for child in ast.walk(node):
             if isinstance(child, ast.ImportFrom) and (child.module or "").startswith("hookline"):
                 module = child.module or ""
-                found.add(module)
-                found.update(f"{module}.{alias.name}" for alias in child.names)
+                # `from package import submodule` loads the submodule, as `package.submodule`
+                # would; a package's own names come from its __init__.
+                for alias in child.names:
+                    submodule = f"{module}.{alias.name}"
+                    found.add(submodule if submodule in modules else module)
             elif isinstance(child, ast.Import):
                 found.update(a.name for a in child.names if a.name.startswith("hookline"))
     return found
@@ -63,7 +66,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_module_imports_itself_back() -> None:
     names = set(_module_names())
-    graph = {name: (_imports_at_load(name) & names) - {name} for name in names}
+    graph = {name: (_imports_at_load(name, names) & names) - {name} for name in names}
 
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
