@@ -35,7 +35,7 @@ def new_operation_id() -> str:
 
 
 class OperationalEvent(StrictModel):
-    """One record of the operations topic, keyed by `organization` (none: no key)."""
+    """One record of the operations topic, keyed by `organization` (a worker's: its id)."""
 
     type: OperationalEventType
     organization: OrganizationId | None = Field(
@@ -47,5 +47,7 @@ class OperationalEvent(StrictModel):
     id: str = Field(default_factory=new_operation_id)
 
     def key(self) -> bytes | None:
-        """The record's Kafka key: an organization's events stay in order on one partition."""
-        return self.organization.encode() if self.organization else None
+        """The record's Kafka key: an organization's events, and a worker's (by its id), stay in
+        order on one partition."""
+        owner = self.organization or self.details.get("worker")
+        return str(owner).encode() if owner else None
