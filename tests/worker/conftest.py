@@ -20,8 +20,9 @@ from hookline.registry import RegistryKeys, WebhookStore
 from hookline.registry.encryption import RecordCipher
 from hookline.schemas import EventEnvelope, Webhook, WebhookCreate
 from hookline.settings import Settings
+from hookline.worker.failures import RetryTiers
 from hookline.worker.runner import Worker
-from hookline.worker.topics import delete_topics, ensure_topics
+from hookline.worker.topics import MESSAGE_LIMIT, delete_topics, ensure_topics
 from tests.conftest import topics_of, with_own_topics
 
 
@@ -213,3 +214,17 @@ async def send_to(
             await producer.send_and_wait(tp.topic, value, key=key, partition=tp.partition)
     finally:
         await producer.stop()
+
+
+@pytest.fixture
+async def strict_topic(worker_settings: Settings) -> str:
+    """A topic of this test's own (its first retry tier) that accepts records of 1,000 bytes."""
+    name = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule).topics[0]
+    await ensure_topics(
+        worker_settings.kafka_bootstrap_servers,
+        [name],
+        partitions=1,
+        replication_factor=1,
+        configs={MESSAGE_LIMIT: "1000"},
+    )
+    return name

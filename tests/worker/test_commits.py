@@ -7,12 +7,9 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from hookline.settings import Settings
 from hookline.worker.commits import Committer
-from hookline.worker.failures import RetryTiers
 from hookline.worker.offsets import OffsetTracker
 from hookline.worker.publisher import RecordPublisher
-from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics
 
 
 class Clock:
@@ -73,20 +70,6 @@ async def test_a_revocation_commits_only_the_partitions_it_takes(
 
     assert await assigned.committed(revoked) == 4
     assert await assigned.committed(kept) is None
-
-
-@pytest.fixture
-async def strict_topic(worker_settings: Settings) -> str:
-    """A topic of this test's own (its first retry tier) that accepts records of 1,000 bytes."""
-    name = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule).topics[0]
-    await ensure_topics(
-        worker_settings.kafka_bootstrap_servers,
-        [name],
-        partitions=1,
-        replication_factor=1,
-        configs={MESSAGE_LIMIT: "1000"},
-    )
-    return name
 
 
 async def test_nothing_is_committed_while_a_record_handed_over_is_unacknowledged(

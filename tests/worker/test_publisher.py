@@ -13,9 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from hookline.settings import Settings
-from hookline.worker.failures import RetryTiers
 from hookline.worker.publisher import RecordPublisher, RecordTooLargeError
-from hookline.worker.topics import MESSAGE_LIMIT, ensure_topics, message_limits
+from hookline.worker.topics import ensure_topics, message_limits
 from tests.worker.conftest import read_messages
 from tests.worker.support import kafka_frozen, local_kafka_pid
 
@@ -128,20 +127,6 @@ async def test_records_handed_over_while_the_broker_does_not_answer_arrive_once_
 
     messages = await read_messages(worker_settings, topic, 3)
     assert sorted(m.value for m in messages) == [b"0", b"1", b"2"]
-
-
-@pytest.fixture
-async def strict_topic(worker_settings: Settings) -> str:
-    """A topic of this test's own (its first retry tier) that accepts records of 1,000 bytes."""
-    name = RetryTiers(worker_settings.retry_topic_prefix, worker_settings.retry_schedule).topics[0]
-    await ensure_topics(
-        worker_settings.kafka_bootstrap_servers,
-        [name],
-        partitions=1,
-        replication_factor=1,
-        configs={MESSAGE_LIMIT: "1000"},
-    )
-    return name
 
 
 async def test_a_round_kafka_refuses_is_kept_and_tried_again_not_dropped(
