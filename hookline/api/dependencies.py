@@ -34,16 +34,18 @@ async def _organization(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     services: Services,
 ) -> str:
-    # A client that keeps presenting wrong keys is refused before its key is even looked at.
-    client = request.client.host if request.client else "unknown"
-    await services.throttle.check_client(client)
-    if credentials is None:
-        raise _unauthorized("an API key is required: 'Authorization: Bearer sk_...'")
-    organization = await services.api_keys.organization_of(credentials.credentials)
-    if organization is None:
+    key = credentials.credentials if credentials else None
+    organization = await services.api_keys.organization_of(key) if key else None
+    if key is None or organization is None:
+        # Wrong keys from one address are slowed down; a valid key from it never is, since
+        # other organizations may share the address (a NAT, a proxy).
+        client = request.client.host if request.client else "unknown"
+        await services.throttle.check_client(client)
+        if key is None:
+            raise _unauthorized("an API key is required: 'Authorization: Bearer sk_...'")
         await services.throttle.failed_authentication(client)
         raise _unauthorized("the API key is not valid or has been revoked")
-    await services.throttle.request(credentials.credentials)
+    await services.throttle.request(key)
     return organization
 
 

@@ -1,5 +1,5 @@
 """The API's rate limits: requests per API key, test-sends per webhook and per organization, and
-failed authentications per client (whose excess is refused before its key is looked at)."""
+failed authentications per client (past them, its wrong keys are refused with 429)."""
 
 from __future__ import annotations
 
