@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from hookline.errors import DemoError, HooklineError
 from hookline.logs import configure_logging
@@ -123,24 +124,28 @@ def _on_stop_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(signum, stop)
 
 
+@asynccontextmanager
+async def _redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A Redis client for one command, closed when it ends."""
+    redis = connect_redis(settings.redis_url)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
 async def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
     org = args.org or new_organization_id()
     if args.org is None:
         print(f"organization: {org}")
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         key = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).create(org)
-    finally:
-        await redis.aclose()
     print(key)
 
 
 async def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         revoked = await ApiKeyStore(redis, RegistryKeys(settings.redis_key_prefix)).revoke(args.key)
-    finally:
-        await redis.aclose()
     if not revoked:
         raise UsageError("no such API key (already revoked, or never issued)")
     print("revoked")
@@ -152,12 +157,9 @@ async def _secrets_generate_key(settings: Settings, args: argparse.Namespace) ->
 
 async def _secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
     cipher = record_cipher(settings.secret_keys)
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         store = WebhookStore(redis, RegistryKeys(settings.redis_key_prefix), cipher)
         rewritten = await store.reencrypt_all()
-    finally:
-        await redis.aclose()
     print(f"re-encrypted {rewritten} webhooks with the first key of HOOKLINE_SECRET_KEYS")
 
 
@@ -165,16 +167,12 @@ async def _registry_export(settings: Settings, args: argparse.Namespace) -> None
     secrets = SecretsMode(args.secrets)
     cipher = record_cipher(settings.secret_keys)
     keys = RegistryKeys(settings.redis_key_prefix)
-    redis = connect_redis(settings.redis_url)
-    try:
-        async with _channel_redaction(settings, secrets) as redact:
-            store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
-            export = RegistryExport(store, api_keys, secrets, redact)
-            with _output(args.output) as out:
-                async for batch in export.batches(args.org, api_keys=args.api_keys):
-                    await asyncio.to_thread(out.writelines, [line + "\n" for line in batch])
-    finally:
-        await redis.aclose()
+    async with _redis(settings) as redis, _channel_redaction(settings, secrets) as redact:
+        store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
+        export = RegistryExport(store, api_keys, secrets, redact)
+        with _output(args.output) as out:
+            async for batch in export.batches(args.org, api_keys=args.api_keys):
+                await asyncio.to_thread(out.writelines, [line + "\n" for line in batch])
     done = export.done
     keys_part = f" and {done.api_keys} API key hashes" if args.api_keys else ""
     print(
@@ -234,12 +232,9 @@ async def _registry_import(settings: Settings, args: argparse.Namespace) -> None
     lines = await asyncio.to_thread(_input_lines, args.input)
     cipher = record_cipher(settings.secret_keys)
     keys = RegistryKeys(settings.redis_key_prefix)
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         store, api_keys = WebhookStore(redis, keys, cipher), ApiKeyStore(redis, keys)
         done = await RegistryImport(store, api_keys).run(lines)
-    finally:
-        await redis.aclose()
     print(
         f"imported {done.webhooks} webhooks ({done.webhooks_unchanged} were stored as in the "
         f"file already) and {done.api_keys} API key hashes ({done.api_keys_unchanged} already)"
@@ -257,16 +252,13 @@ def _input_lines(path: str) -> list[bytes]:
 
 
 async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         keys = RegistryKeys(settings.redis_key_prefix)
         await WebhookStore(redis, keys, record_cipher(settings.secret_keys)).get(
             args.org, args.webhook
         )
         index = DeadLetterIndex(redis, keys, settings.dead_letters_per_webhook)
         page = await index.page(args.org, args.webhook, args.limit, args.cursor)
-    finally:
-        await redis.aclose()
     for summary in page.items:
         print(summary.model_dump_json(exclude={"partition", "offset"}))
     if page.next_cursor is not None:
@@ -275,8 +267,7 @@ async def _dead_letters(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _replay_start(settings: Settings, args: argparse.Namespace) -> None:
     request = _replay_request(args)
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         keys = RegistryKeys(settings.redis_key_prefix)
         webhooks = WebhookStore(redis, keys, record_cipher(settings.secret_keys))
         index = DeadLetterIndex(redis, keys, settings.dead_letters_per_webhook)
@@ -289,8 +280,6 @@ async def _replay_start(settings: Settings, args: argparse.Namespace) -> None:
         outcomes = OutcomeRecorder(redis, keys, DeliveryLog(redis, keys))
         planner = ReplayPlanner(sources, webhooks, index, ReplayStore(redis, keys), outcomes)
         planned = await planner.plan(args.org, args.webhook, request)
-    finally:
-        await redis.aclose()
     if isinstance(planned, int):
         print(f"{planned} {'delivery' if planned == 1 else 'deliveries'} would be sent")
     else:
@@ -315,24 +304,18 @@ def _replay_request(args: argparse.Namespace) -> ReplayRequest:
 
 
 async def _replay_status(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         job = await ReplayStore(redis, RegistryKeys(settings.redis_key_prefix)).get(
             args.org, args.id
         )
-    finally:
-        await redis.aclose()
     print(job.model_dump_json(exclude={"internal_id"}))
 
 
 async def _replay_cancel(settings: Settings, args: argparse.Namespace) -> None:
-    redis = connect_redis(settings.redis_url)
-    try:
+    async with _redis(settings) as redis:
         job = await ReplayStore(redis, RegistryKeys(settings.redis_key_prefix)).cancel(
             args.org, args.id
         )
-    finally:
-        await redis.aclose()
     print(job.state.value)
 
 
