@@ -44,6 +44,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what it will
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a test marked `alone` beside others (`pytest -n`): what it does to the
+    shared services, or what it measures, would make the others' results, or its own, wrong."""
+    if not hasattr(config, "workerinput"):
+        return
+    alone = [item.nodeid for item in items if item.get_closest_marker("alone")]
+    if alone:
+        raise pytest.UsageError(
+            f"{len(alone)} tests marked `alone` (e.g. {alone[0]}) cannot run beside others: "
+            "add -m 'not alone' to this run and run them without -n, as scripts/test does"
+        )
+
+
 KAFKA_BOOTSTRAP = os.environ.get("HOOKLINE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_URL = os.environ.get("HOOKLINE_REDIS_URL", "redis://127.0.0.1:6379/0")
 

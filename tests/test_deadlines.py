@@ -10,6 +10,7 @@ import pytest
 from hookline.deadlines import GRANULARITY, Deadlines
 
 
+@pytest.mark.alone
 async def test_a_call_past_its_limit_raises_timeout_error_at_the_limit() -> None:
     deadlines = Deadlines()
     started = time.monotonic()

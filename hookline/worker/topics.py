@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from hookline.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
 _TOPIC_ALREADY_EXISTS = 36
+_KNOWN_WITHIN = 10.0
 MESSAGE_LIMIT = "max.message.bytes"
 """The topic setting that caps a record batch, and so the largest record, a topic accepts."""
 
@@ -26,8 +28,8 @@ async def ensure_topics(
     replication_factor: int,
     configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the missing topics among `names` with `configs`; another worker creating them
-    first is fine."""
+    """Create the missing topics among `names` with `configs` and return once the broker knows
+    them; another worker creating them first is fine."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
@@ -47,9 +49,27 @@ async def ensure_topics(
                     f"could not create topic {name!r} (Kafka error code {code}); check "
                     "HOOKLINE_TOPIC_PARTITIONS and HOOKLINE_TOPIC_REPLICATION_FACTOR"
                 )
+        await _until_known(admin, missing)
         logger.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()
+
+
+async def _until_known(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Wait until the broker lists every topic of `names`: the controller acknowledges a
+    creation before the broker's metadata has it, and a request for it meanwhile is refused."""
+    try:
+        async with asyncio.timeout(_KNOWN_WITHIN):
+            while True:
+                if set(names) <= set(await admin.list_topics()):
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        # A KafkaError, which callers wait out like any broker that is slow to answer.
+        raise KafkaTimeoutError(
+            f"the broker did not list topics {', '.join(names)} within "
+            f"{_KNOWN_WITHIN:.0f} s of their creation"
+        ) from None
 
 
 async def message_limits(bootstrap_servers: str, names: list[str]) -> dict[str, int]:

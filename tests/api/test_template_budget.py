@@ -121,6 +121,7 @@ async def test_templates_that_use_data_the_sample_event_lacks_are_accepted(alice
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.alone
 async def test_a_test_send_of_a_template_over_budget_fails_at_once(
     alice: Tenant, webhook_store: WebhookStore, receiver: HttpReceiver
 ) -> None:
@@ -140,6 +141,7 @@ async def test_a_test_send_of_a_template_over_budget_fails_at_once(
     assert took < 2.0
 
 
+@pytest.mark.alone
 async def test_a_write_full_of_templates_over_budget_never_holds_the_api(alice: Tenant) -> None:
     # Each template runs until its budget stops it; tried on the API's event loop, twenty of
     # them would hold every other organization's calls for twenty budgets in a row.

@@ -92,6 +92,7 @@ async def refused(renderer: TemplateRenderer, source: str, **data: Any) -> tuple
     return caught.value.message, took, peak
 
 
+@pytest.mark.alone
 @pytest.mark.parametrize("source", list(HOSTILE.values()), ids=list(HOSTILE))
 async def test_a_hostile_template_is_stopped_within_the_budget(
     renderer: TemplateRenderer, source: str
@@ -104,6 +105,7 @@ async def test_a_hostile_template_is_stopped_within_the_budget(
     assert took < WITHIN_SECONDS, f"{took:.2f} s"
 
 
+@pytest.mark.alone
 async def test_nested_loops_over_event_data_stop_at_the_iteration_limit(
     renderer: TemplateRenderer,
 ) -> None:
@@ -117,6 +119,7 @@ async def test_nested_loops_over_event_data_stop_at_the_iteration_limit(
     assert took < 0.5
 
 
+@pytest.mark.alone
 async def test_renders_ready_together_let_the_event_loop_go_round_between_them(
     renderer: TemplateRenderer,
 ) -> None:
@@ -132,6 +135,7 @@ async def test_renders_ready_together_let_the_event_loop_go_round_between_them(
     assert probe.worst < 0.3, f"the event loop was held up for {probe.worst:.2f} s"
 
 
+@pytest.mark.alone
 async def test_a_slow_render_is_stopped_at_its_time_budget() -> None:
     renderer = TemplateRenderer(TemplateBudget(time_budget=0.02, max_iterations=10_000_000))
     source = "{% for a in range(3000) %}{% for b in range(3000) %}{% endfor %}{% endfor %}"
@@ -142,6 +146,7 @@ async def test_a_slow_render_is_stopped_at_its_time_budget() -> None:
     assert took < 0.5
 
 
+@pytest.mark.alone
 async def test_summing_lists_takes_time_in_proportion_to_their_items(
     renderer: TemplateRenderer,
 ) -> None:

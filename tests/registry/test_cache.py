@@ -117,6 +117,7 @@ async def test_changes_of_one_organization_leave_others_cached(
     assert calls["sunion"] == 0
 
 
+@pytest.mark.alone
 async def test_a_lost_subscription_never_serves_stale_config(
     cache: WebhookCache, store: WebhookStore, org: str, redis: Redis
 ) -> None:

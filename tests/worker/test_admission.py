@@ -322,6 +322,7 @@ async def test_a_busy_endpoint_that_answers_promptly_serves_every_delivery_in_tu
     assert peer.calls == 10
 
 
+@pytest.mark.alone
 async def test_once_an_endpoint_is_slow_every_waiting_delivery_gives_up_at_once() -> None:
     gate = admission(endpoint_concurrency=1, slow_after=0.3)
     hung, holder = await holding_the_slot(gate)

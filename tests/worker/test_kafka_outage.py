@@ -22,6 +22,7 @@ from tests.worker.support import DownFor, Publish, committed_and_end, kafka_froz
 OUTAGE_SECONDS = 6.0
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(120)
 async def test_worker_rides_out_a_kafka_outage(
     worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
@@ -51,6 +52,7 @@ async def test_worker_rides_out_a_kafka_outage(
     assert all(committed == end for committed, end in offsets.values())
 
 
+@pytest.mark.alone
 async def test_no_offset_is_committed_while_a_record_handed_over_before_it_is_unacknowledged(
     worker_settings: Settings,
     store: WebhookStore,

@@ -101,6 +101,7 @@ async def test_records_handed_over_are_in_kafka_once_flushed_returns(
     assert [int(m.value) for m in messages] == list(range(200))
 
 
+@pytest.mark.alone
 async def test_records_handed_over_while_the_broker_does_not_answer_arrive_once_it_does(
     worker_settings: Settings, topic: str
 ) -> None:

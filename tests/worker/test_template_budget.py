@@ -26,6 +26,7 @@ LOOPS_OVER_DATA = (
 )
 
 
+@pytest.mark.alone
 @pytest.mark.timeout(90)
 async def test_a_template_over_budget_at_send_holds_up_no_other_organization(
     worker_settings: Settings, store: WebhookStore, receiver: HttpReceiver, publish: Publish
