@@ -196,6 +196,11 @@ class Settings(BaseSettings):
     replay_rate: float = Field(50.0, gt=0, le=100_000)
     """Deliveries per second one worker's replays send, all together: modest, so that live
     deliveries keep the destinations' and the worker's capacity."""
+    replay_jobs_per_worker: int = Field(4, ge=1, le=1_000)
+    """Replay jobs one worker runs at once, sharing its `replay_rate`."""
+    replay_turn: float = Field(30.0, ge=0.1, le=86_400)
+    """Seconds a replay job keeps its place in a worker while a job of an organization with
+    fewer jobs running there waits for one: then it hands over and queues again (a duration)."""
     replay_dry_run_limit: int = Field(200_000, ge=1, le=100_000_000)
     """Records of the source topics a dry run of an events replay may read."""
     dead_letters_per_webhook: int = Field(10_000, ge=1, le=1_000_000)
@@ -243,6 +248,7 @@ class Settings(BaseSettings):
         "deferral_max_age",
         "disable_after",
         "dead_letter_alert_window",
+        "replay_turn",
         mode="before",
     )
     @classmethod

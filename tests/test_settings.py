@@ -60,6 +60,8 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
         ("HOOKLINE_DEAD_LETTER_ALERT_THRESHOLD", "0"),
         ("HOOKLINE_DEAD_LETTER_ALERT_WINDOW", "500ms"),
         ("HOOKLINE_OPERATIONS_TOPIC", ""),
+        ("HOOKLINE_REPLAY_JOBS_PER_WORKER", "0"),
+        ("HOOKLINE_REPLAY_TURN", "soon"),
     ],
 )
 def test_an_invalid_value_names_its_variable(
@@ -76,6 +78,8 @@ def test_endpoint_health_and_operations_settings(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("HOOKLINE_OPERATIONS_TOPIC", "ops")
     monkeypatch.setenv("HOOKLINE_DEAD_LETTER_ALERT_THRESHOLD", "25")
     monkeypatch.setenv("HOOKLINE_DEAD_LETTER_ALERT_WINDOW", "15m")
+    monkeypatch.setenv("HOOKLINE_REPLAY_JOBS_PER_WORKER", "2")
+    monkeypatch.setenv("HOOKLINE_REPLAY_TURN", "2m")
 
     settings = load_settings()
 
@@ -84,6 +88,8 @@ def test_endpoint_health_and_operations_settings(monkeypatch: pytest.MonkeyPatch
     assert (defaults.dead_letter_alert_threshold, defaults.dead_letter_alert_window) == (100, 3600)
     assert (settings.disable_after, settings.operations_topic) == (36 * 3600, "ops")
     assert (settings.dead_letter_alert_threshold, settings.dead_letter_alert_window) == (25, 900)
+    assert (defaults.replay_jobs_per_worker, defaults.replay_turn) == (4, 30)
+    assert (settings.replay_jobs_per_worker, settings.replay_turn) == (2, 120)
 
 
 def test_the_template_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -189,6 +189,10 @@ class ReplayStore:
         key = self._keys.replay_lease(org, replay_id)
         return bool(await self._redis.set(key, token, nx=True, px=int(ttl * 1000)))
 
+    async def leased(self, org: str, replay_id: str) -> bool:
+        """Whether a worker holds the job's lease."""
+        return bool(await self._redis.exists(self._keys.replay_lease(org, replay_id)))
+
     async def renew(self, org: str, replay_id: str, token: str, ttl: float) -> bool:
         """Extend the lease; False if it is no longer the caller's."""
         key = self._keys.replay_lease(org, replay_id)

@@ -63,7 +63,12 @@ class Recovery:
             dlq_topic=settings.dlq_topic,
             batch=min(high, max(low, round(settings.replay_rate))),
         )
-        runner = ReplayRunner(parts, announce)
+        runner = ReplayRunner(
+            parts,
+            announce,
+            most_jobs=settings.replay_jobs_per_worker,
+            turn=settings.replay_turn,
+        )
         indexer.start()
         runner.start()
         return cls(indexer, runner, settings.shutdown_timeout)

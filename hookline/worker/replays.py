@@ -1,13 +1,20 @@
 """Replay jobs taken up by a worker: it looks for jobs every second, runs a few at once, each
-under a lease it renews, and sees each to its end; stopping, it hands its jobs back."""
+under a lease it renews, and sees each to its end; stopping, it hands its jobs back.
+
+Organizations share a worker's places fairly: those with fewer jobs running there go first, and
+a job that has had its turn hands its place over to a waiting job of such an organization, so
+one organization's many or long replays never keep another's waiting until they end."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 
 from hookline.backoff import Backoff
 from hookline.errors import ReplayNotFoundError
@@ -19,25 +26,68 @@ logger = logging.getLogger(__name__)
 
 _LOOK_EVERY = 1.0
 """Seconds between looks for jobs to take up."""
-_MOST_JOBS = 4
-"""Jobs one worker runs at once (they share its replay rate); others wait for a free worker."""
-_LOOK_AT = 100
+_LOOK_AT = 1000
+"""Jobs, oldest first, a look considers: a webhook runs one replay at a time, so an organization
+lists at most one per webhook."""
+
+_Key = tuple[str, str]
+"""(organization, replay id)"""
 
 Announce = Callable[[ReplayJob], Awaitable[None]]
 """Told of a job when a worker first takes it up (state running) and when it ends (finished,
 cancelled or failed, with its counts): where operational events about replays are published."""
 
 
-class ReplayRunner:
-    """Takes up replay jobs, runs each (`JobRun`) while holding its lease, and ends them."""
+@dataclass
+class _Place:
+    """A job this worker runs: its task, what asks it to hand over, when its turn began."""
 
-    def __init__(self, parts: ReplayParts, announce: Announce | None = None) -> None:
+    task: asyncio.Task[None]
+    hand_over: asyncio.Event
+    since: float
+
+
+def fair_order(
+    active: list[_Key], running: Collection[_Key], served: dict[str, float]
+) -> list[_Key]:
+    """The jobs of `active` (oldest first) not `running` here, in the order a worker takes them
+    up: organizations with fewer jobs running here first, then the one `served` least lately,
+    each organization's oldest job first."""
+    held = Counter(org for org, _ in running)
+    queued: Counter[str] = Counter()
+    ranked: list[tuple[int, float, int, _Key]] = []
+    for position, key in enumerate(active):
+        if key in running:
+            continue
+        org = key[0]
+        ranked.append((held[org] + queued[org], served.get(org, -math.inf), position, key))
+        queued[org] += 1
+    return [key for *_, key in sorted(ranked)]
+
+
+class ReplayRunner:
+    """Takes up replay jobs, runs each (`JobRun`) while holding its lease, and ends them;
+    `most_jobs` at once, a job handing its place over after `turn` seconds when another
+    organization's waits."""
+
+    def __init__(
+        self,
+        parts: ReplayParts,
+        announce: Announce | None = None,
+        *,
+        most_jobs: int = 4,
+        turn: float = 30.0,
+    ) -> None:
         self._parts = parts
         self._announce = announce
+        self._most_jobs = most_jobs
+        self._turn = turn
         self._token = uuid.uuid4().hex
         self._stopping = asyncio.Event()
         self._looking: asyncio.Task[None] | None = None
-        self._running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._running: dict[_Key, _Place] = {}
+        self._served: dict[str, float] = {}
+        """When each organization's job last began a turn here."""
 
     def start(self) -> None:
         """Start looking for jobs in the background."""
@@ -50,7 +100,9 @@ class ReplayRunner:
         if self._looking is not None:
             self._looking.cancel()
             await asyncio.gather(self._looking, return_exceptions=True)
-        running = list(self._running.values())
+        for place in self._running.values():
+            place.hand_over.set()
+        running = [place.task for place in self._running.values()]
         if running:
             _, late = await asyncio.wait(running, timeout=grace)
             for task in late:
@@ -72,16 +124,43 @@ class ReplayRunner:
 
     async def _take_up(self) -> None:
         store = self._parts.store
-        for key in await store.active(_LOOK_AT):
-            if len(self._running) >= _MOST_JOBS:
+        active = await store.active(_LOOK_AT)
+        self._served = {org: self._served[org] for org, _ in active if org in self._served}
+        waiting = fair_order(active, self._running, self._served)
+        for key in waiting:
+            if len(self._running) >= self._most_jobs:
+                await self._make_room(waiting)
                 return
-            if key in self._running or not await store.claim(*key, self._token, LEASE):
-                continue
-            task = asyncio.create_task(self._run(*key))
-            self._running[key] = task
-            task.add_done_callback(lambda _, key=key: self._running.pop(key, None))  # type: ignore[misc]
+            if await store.claim(*key, self._token, LEASE):
+                self._begin(key)
 
-    async def _run(self, org: str, replay_id: str) -> None:
+    def _begin(self, key: _Key) -> None:
+        now = asyncio.get_running_loop().time()
+        hand_over = asyncio.Event()
+        task = asyncio.create_task(self._run(*key, hand_over))
+        self._running[key] = _Place(task, hand_over, now)
+        self._served[key[0]] = now
+        task.add_done_callback(lambda _, key=key: self._running.pop(key, None))  # type: ignore[misc]
+
+    async def _make_room(self, waiting: list[_Key]) -> None:
+        """Ask a job that has had its turn to hand its place over, if a job of an organization
+        with fewer jobs running here waits for one and no other worker runs it."""
+        held = Counter(org for org, _ in self._running)
+        now = asyncio.get_running_loop().time()
+        for key in waiting:
+            done = [
+                (held[running[0]], now - place.since, running)
+                for running, place in self._running.items()
+                if held[running[0]] > held[key[0]]
+                and now - place.since >= self._turn
+                and not place.hand_over.is_set()
+            ]
+            if done and not await self._parts.store.leased(*key):
+                _, _, longest = max(done)
+                self._running[longest].hand_over.set()
+                return
+
+    async def _run(self, org: str, replay_id: str, hand_over: asyncio.Event) -> None:
         store = self._parts.store
         try:
             try:
@@ -90,7 +169,7 @@ class ReplayRunner:
                 await store.forget(org, replay_id)
                 await store.release(org, replay_id, self._token)
                 return
-            state, error = await self._run_while_leased(job)
+            state, error = await self._run_while_leased(job, hand_over)
             if state is None:
                 return
             final = await store.finish(job, self._token, state, error)
@@ -102,9 +181,11 @@ class ReplayRunner:
             # The lease runs out: this or another worker resumes the job from its cursor then.
             logger.warning("replay %s interrupted (%r); it resumes shortly", replay_id, exc)
 
-    async def _run_while_leased(self, job: ReplayJob) -> tuple[ReplayState | None, str | None]:
+    async def _run_while_leased(
+        self, job: ReplayJob, hand_over: asyncio.Event
+    ) -> tuple[ReplayState | None, str | None]:
         """The state the job ends in (with an error, for a failure), or None when it stays
-        running (stopping: its lease is given back)."""
+        running (handed over, or stopping: its lease is given back)."""
         if job.state is not ReplayState.RUNNING:
             return job.state, None  # cancelled while no worker ran it
         if job.updated_at == job.created_at:
@@ -112,7 +193,7 @@ class ReplayRunner:
             await self._tell(job)
         renewing = asyncio.create_task(self._renew_routine(job))
         try:
-            state = await JobRun(self._parts, job, self._token).run(self._stopping)
+            state = await JobRun(self._parts, job, self._token).run(hand_over)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as exc:
