@@ -988,8 +988,8 @@ async def _cpu_per_call(send: Send, first: int, count: int) -> float:
 
 async def _cpu_us(work: Awaitable[object], count: int) -> float:
     """Microseconds of this process's CPU per item of `work` (`count` items), the collector off:
-    the worker's young collections are rare (hookline.cli), the driver's default would count a
-    collection every few items."""
+    the worker's young collections are rare (hookline.cli.running), the driver's default would
+    count a collection every few items."""
     gc.disable()
     try:
         started = time.process_time()
