@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,7 +20,7 @@ from hookline.registry.connection import connect_redis
 from hookline.schemas import EventEnvelope, new_organization_id
 from hookline.settings import Settings
 from hookline.worker.topics import delete_topics
-from tests.conftest import topics_of, with_own_topics
+from tests.conftest import free_port, topics_of, with_own_topics
 
 
 def hookline(
@@ -184,7 +183,7 @@ def test_an_invalid_setting_stops_start_up_naming_the_variable(cli_settings: Set
 async def test_api_serves_on_the_configured_port_and_stops_on_sigterm(
     cli_settings: Settings,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = environment(cli_settings, HOOKLINE_API_PORT=str(port))
     with _process(["api"], env) as process:
         health = await _poll(f"http://127.0.0.1:{port}/healthz")
@@ -198,7 +197,7 @@ async def test_api_serves_on_the_configured_port_and_stops_on_sigterm(
 
 @pytest.mark.timeout(60)
 async def test_worker_serves_health_and_stops_on_sigterm(cli_settings: Settings) -> None:
-    port = _free_port()
+    port = free_port()
     env = environment(
         cli_settings,
         HOOKLINE_METRICS_PORT=str(port),
@@ -235,12 +234,6 @@ async def _first_message(settings: Settings):  # type: ignore[no-untyped-def]
         return await asyncio.wait_for(consumer.getone(), 20)
     finally:
         await consumer.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _secret_keys(settings: Settings) -> str:

@@ -3,7 +3,6 @@ an access log without query strings."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from redis.asyncio import Redis
 from hookline.registry import RegistryKeys, WebhookStore
 from hookline.registry.encryption import RecordCipher
 from hookline.settings import Settings
+from tests.conftest import free_port
 from tests.registry.conftest import webhook_config
 from tests.test_cli import cli_settings, environment, hookline
 
@@ -119,9 +119,3 @@ def until_served(url: str, within: float = 30) -> None:
                 pass
             assert time.monotonic() < deadline, f"{url} never answered 200"
             time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

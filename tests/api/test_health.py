@@ -11,7 +11,8 @@ import pytest
 
 from hookline.api import create_app
 from hookline.settings import Settings
-from tests.api.conftest import WEBHOOKS, closed_port, serve
+from tests.api.conftest import WEBHOOKS, serve
+from tests.conftest import free_port
 from tests.redis_servers import VOLATILE, admin, redis_server, turn_on_snapshots
 
 ENDPOINTS = {
@@ -90,7 +91,7 @@ async def test_the_docs_page_is_served(anonymous: httpx.AsyncClient) -> None:
 @pytest.fixture
 async def without_redis(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an API whose Redis is not listening."""
-    unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port()}/0"})
+    unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
     async with (
         serve(create_app(unreachable)) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as client,

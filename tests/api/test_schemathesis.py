@@ -29,14 +29,13 @@ from hookline.schemas import new_organization_id
 from hookline.settings import QuotaSettings, Settings
 from tests.api.conftest import (
     WEBHOOKS,
-    closed_port,
     http_channel,
     keys_of,
     serve,
     slack_channel,
     webhook_body,
 )
-from tests.conftest import with_own_topics
+from tests.conftest import free_port, with_own_topics
 
 EXAMPLES_PER_OPERATION = 8
 """Fuzzed examples of each operation; the coverage phase's own cases come on top."""
@@ -127,7 +126,7 @@ async def fuzzed(settings: Settings, api_keys: ApiKeyStore) -> AsyncIterator[Fuz
     async with serve(create_app(under_test)) as url:
         test_send_key = await api_keys.create(new_organization_id())
         # Test sends go to a closed local port: nothing leaves the machine.
-        nowhere = f"http://127.0.0.1:{closed_port()}"
+        nowhere = f"http://127.0.0.1:{free_port()}"
         channels = [http_channel(f"{nowhere}/in"), slack_channel(webhook_url=f"{nowhere}/slack")]
         async with httpx.AsyncClient(base_url=url) as client:
             made = await client.post(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from hookline.demo.peers.slack_api import SlackStandIn
 from hookline.demo.peers.twilio_api import TwilioStandIn
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -28,7 +28,4 @@ async def twilio_standin() -> AsyncIterator[TwilioStandIn]:
 @pytest.fixture
 def refused_url() -> str:
     """A loopback URL where nothing listens, so connecting is refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -26,6 +25,7 @@ from hookline.schemas import DeliveryAttempt, DeliveryOutcome, Notification
 from hookline.schemas.common import FailureScope
 from hookline.settings import Settings, SmtpSettings
 from tests.channels.contract import ChannelContract, notification_for
+from tests.conftest import free_port
 
 SENDER = "alerts@hookline.example.com"
 USERNAME = "hookline-user"
@@ -337,9 +337,7 @@ async def test_a_retry_goes_only_to_the_recipients_the_server_refused(
 
 
 async def test_closed_port_is_retryable(build_channel: BuildChannel) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()
     channel = build_channel(port=closed_port, timeout=5)
 
     attempt = await channel.send(email(to_addresses=["ops@example.com"]))

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -27,16 +26,9 @@ from hookline.demo.peers.http_receiver import HttpReceiver
 from hookline.schemas import EventEnvelope
 from hookline.settings import Settings
 from hookline.worker.topics import ensure_topics
+from tests.conftest import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    """A loopback TCP port that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _env_value(value: Any) -> str:

@@ -18,7 +18,7 @@ from hookline.schemas.retries import RetryRecord
 from hookline.settings import Settings
 from hookline.worker.failures import RetryTiers
 from hookline.worker.retry_policy import deferral_delay
-from tests.conftest import make_event
+from tests.conftest import free_port, make_event
 from tests.worker.conftest import (
     create_webhook,
     eventually,
@@ -28,7 +28,6 @@ from tests.worker.conftest import (
     running_worker,
     slack_channel,
 )
-from tests.worker.process import free_port
 from tests.worker.support import (
     Publish,
     Script,

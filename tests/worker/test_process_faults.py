@@ -18,14 +18,13 @@ from hookline.registry import RegistryKeys, WebhookStore, connect_redis
 from hookline.registry.encryption import record_cipher
 from hookline.schemas import delivery_id, new_organization_id
 from hookline.settings import Settings
-from tests.conftest import make_event
+from tests.conftest import free_port, make_event
 from tests.worker.conftest import create_webhook, eventually, http_channel, running_worker
 from tests.worker.process import (
     RedisServer,
     StartWorker,
     TrackingReceiver,
     WorkerProcess,
-    free_port,
     publish_across_partitions,
     worker_processes,
 )
