@@ -218,7 +218,6 @@ class Ticket:
         "_admission",
         "ended",
         "endpoint",
-        "finished",
         "handed_off",
         "hold",
         "host",
@@ -247,11 +246,10 @@ class Ticket:
         )
         self.started: float | None = None
         self.ended = False
-        self.finished = False
-        """Set by the caller once the delivery is wholly handled (recorded, retry scheduled)."""
         self.handed_off = False
         self.hold: EventHold | None = None
-        """The event whose offset this delivery holds, where the caller lets it go early."""
+        """The event whose offset this delivery holds, where the caller lets it go early; None
+        once it lets go."""
 
     def close(self) -> None:
         """End it without an outcome (not sent, or found delivered): give back what it holds."""
@@ -263,11 +261,17 @@ class Ticket:
         self._admission.ended(self)
 
     def finish(self) -> None:
-        """The delivery is wholly handled: nothing of it holds its event's offset any more."""
+        """The delivery is wholly handled (recorded, retry scheduled): give back what it holds,
+        its event's offset included."""
         self.close()
-        self.finished = True
-        if self.hold is not None:
-            self.hold.settle()
+        self.let_go()
+
+    def let_go(self) -> None:
+        """Stop holding the event's offset (finished, or handed to the retry path); only the
+        first call counts."""
+        hold, self.hold = self.hold, None
+        if hold is not None:
+            hold.let_go()
 
 
 class Admit(NamedTuple):
@@ -280,22 +284,31 @@ Verdict = Admit | Defer | Refuse
 
 
 class EventHold:
-    """The deliveries of one event that still hold its offset; `release` is called once all of
-    them are finished or handed to the retry path (a slow one leaves the partition early)."""
+    """How many deliveries of one event still hold its offset; `release` is called once all of
+    them are finished or handed to the retry path (a slow one leaves the partition early).
 
-    __slots__ = ("_release", "_tickets")
+    A count, not the tickets: a ticket points at its hold, and a hold pointing back would make
+    every event's ticket, notification and envelope a reference cycle, left for the collector
+    (which runs rarely in the worker, see `hookline.cli.running`) to free."""
+
+    __slots__ = ("_holding", "_release")
 
     def __init__(self, release: Callable[[], None]) -> None:
         self._release: Callable[[], None] | None = release
-        self._tickets: list[Ticket] = []
+        self._holding = 0
 
     def add(self, ticket: Ticket) -> None:
         ticket.hold = self
-        self._tickets.append(ticket)
+        self._holding += 1
+
+    def let_go(self) -> None:
+        """One delivery no longer holds the offset (`Ticket.let_go`)."""
+        self._holding -= 1
+        self.settle()
 
     def settle(self) -> None:
         """Release the offset if no delivery of the event holds it any more."""
-        if self._release is not None and all(t.finished or t.handed_off for t in self._tickets):
+        if self._release is not None and self._holding == 0:
             release, self._release = self._release, None
             release()
 

@@ -131,7 +131,7 @@ class Dispatcher:
             if not await self.router.hand_off(ticket.notification):
                 ticket.handed_off = False
                 continue
-            ticket.hold.settle()
+            ticket.let_go()
             handed += 1
         return handed
 

@@ -18,6 +18,7 @@ from hookline.worker.admission import (
     BreakerState,
     CircuitBreaker,
     Defer,
+    EventHold,
     Refuse,
     Ticket,
 )
@@ -468,3 +469,21 @@ async def test_one_slow_answer_does_not_make_an_organization_that_answers_count_
     for peer, _ in holders:
         peer.release.set()
     await asyncio.gather(*(task for _, task in holders))
+
+
+def test_an_event_is_released_once_every_delivery_let_go_each_counted_once() -> None:
+    released: list[bool] = []
+    hold = EventHold(lambda: released.append(True))
+    gate = admission(endpoint_concurrency=2)
+    first = admitted(gate.decide(notification(), ENDPOINT))
+    second = admitted(gate.decide(notification(), ENDPOINT))
+    hold.add(first)
+    hold.add(second)
+
+    first.let_go()  # handed to the retry path while it still sends
+    first.finish()  # then its send ended: it let go already
+    assert released == []
+
+    second.finish()
+    assert released == [True]
+    assert (first.hold, second.hold) == (None, None)
