@@ -110,6 +110,26 @@ class _Share(_Load):
     """An organization's deliveries admitted (of the whole worker, or of one host)."""
 
     key: str = ""
+    full_at: float | None = None
+    """When the share last reached its limit: due an answer from then on, not from the last
+    answer before. A hanging endpoint keeps the share busy through quiet spells, and a burst to
+    the organization's healthy endpoints that then fills it has had no time to answer yet."""
+
+    def take(self, limit: int) -> None:
+        """Count one more delivery, noting when that reaches `limit`."""
+        self.begin()
+        if self.in_use >= limit and self.full_at is None:
+            self.full_at = self.clock()
+
+    def over(self, limit: int, patience: float) -> bool:
+        """At `limit` or past it, and nothing ended for `patience` seconds since it got there."""
+        if self.in_use < limit:
+            self.full_at = None
+            return False
+        # Not filled by admissions (the limit shrank onto it as organizations came): what it
+        # holds has been due an answer since the last one.
+        since = self.progress_at if self.full_at is None else max(self.progress_at, self.full_at)
+        return self.clock() - since > patience
 
 
 @dataclass
@@ -364,6 +384,7 @@ class Admission:
         if destination.host is not None:
             host = self._lane(self._hosts, destination.host, limits.host_concurrency)
         share = self._orgs.get(org) or _Share(self._clock, key=org)
+        share_limit = self._worker_share_limit(share)
         host_share = None
         if destination.host is not None:
             key = f"{org} {destination.host}"
@@ -375,16 +396,16 @@ class Admission:
             or self._full(endpoint, "endpoint", FailureScope.ENDPOINT)
             or (host and self._full(host, what_host, FailureScope.HOST))
             or (host and host_share and self._over_host_share(host_share, host, what_host))
-            or self._over_worker_share(share)
+            or self._over_worker_share(share, share_limit)
         )
         if held:
             return self._refused_if_too_long(notification, held)
         self._orgs[org] = share
-        share.begin()
+        share.take(share_limit)
         loads: tuple[_Share, ...] = (share,)
-        if host_share is not None:
+        if host and host_share is not None:
             self._org_hosts[host_share.key] = host_share
-            host_share.begin()
+            host_share.take(_host_share_limit(host))
             loads = (share, host_share)
         return Admit(Ticket(self, notification, endpoint, host, loads))
 
@@ -486,12 +507,15 @@ class Admission:
         reason = f"{what} is saturated: {lane.in_use} in flight, none answered in {limit:g} s"
         return Defer(reason, 0.0, scope)
 
-    def _over_worker_share(self, share: _Share) -> Defer | None:
+    def _worker_share_limit(self, share: _Share) -> int:
+        """An equal part of the worker's deliveries in flight, at least an endpoint's limit."""
+        active = len(self._orgs) + (share.key not in self._orgs)
+        return max(self.limits.in_flight_share // active, self.limits.endpoint_concurrency)
+
+    def _over_worker_share(self, share: _Share, limit: int) -> Defer | None:
         """Held back if the organization has more than an equal part of the worker in flight
         and none of it answers; while it answers, it may use what others leave."""
-        active = len(self._orgs) + (share.key not in self._orgs)
-        limit = max(self.limits.in_flight_share // active, self.limits.endpoint_concurrency)
-        if share.in_use < limit or not share.is_slow(self.limits.slow_after):
+        if not share.over(limit, self.limits.slow_after):
             return None
         reason = (
             f"organization over its share of the worker: {share.in_use} deliveries in flight "
@@ -502,8 +526,7 @@ class Admission:
     def _over_host_share(self, share: _Share, host: _Lane, what: str) -> Defer | None:
         """Held back if the organization holds half of a host's slots and they do not answer:
         one organization never takes a whole host from the others."""
-        limit = max(host.limit // 2, 1)
-        if share.in_use < limit or not share.is_slow(self.limits.slow_after):
+        if not share.over(_host_share_limit(host), self.limits.slow_after):
             return None
         reason = f"organization over its share of the {what}: {share.in_use} deliveries in flight"
         return Defer(reason, 0.0, None)
@@ -556,3 +579,8 @@ def _evict_idle(lanes: OrderedDict[str, _Lane], most: int) -> None:
         if not oldest.idle:
             break
         del lanes[key]
+
+
+def _host_share_limit(host: _Lane) -> int:
+    """Half of a host's slots: one organization never takes a whole host from the others."""
+    return max(host.limit // 2, 1)

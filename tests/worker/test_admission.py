@@ -364,6 +364,25 @@ async def test_an_organization_stuck_over_its_share_is_deferred_and_another_is_n
     await asyncio.gather(*(task for _, task in hung))
 
 
+async def test_a_burst_that_fills_the_share_is_not_held_back_by_an_endpoint_hanging_before_it() -> (
+    None
+):
+    # A share of 2. One endpoint of the organization hangs through a quiet spell; then a burst
+    # to its other endpoints fills the share: those have had no time to answer yet.
+    gate = admission(endpoint_concurrency=1, host_concurrency=100, in_flight_share=2)
+    org = new_organization_id()
+    hung, holder = await holding_the_slot(gate, Destination("webhook:hangs:0", "h0:443"), org)
+    await asyncio.sleep(0.15)  # longer than slow_after
+    burst = admitted(gate.decide(notification(org), Destination("webhook:fine:0", "f0:443")))
+
+    after = gate.decide(notification(org), Destination("webhook:fine:1", "f1:443"))
+
+    admitted(after).close()
+    burst.close()
+    hung.release.set()
+    await holder
+
+
 async def test_a_busy_organization_over_its_share_still_goes_while_it_answers() -> None:
     gate = admission(endpoint_concurrency=1, host_concurrency=100, in_flight_share=2)
     org = new_organization_id()
