@@ -312,8 +312,8 @@ async def _ratio_rounds(bench: Bench, fanout: int) -> list[float]:
         await worker.wait_ready(sink.session)
         for n in range(options.ratio_rounds + 1):
             bare = await _bare_post_rate(bench, events * fanout)
-            urls = [sink.url(f"/{name}/{n}/{k}") for k in range(fanout)]
-            drain = await _phase(bench, worker, name, urls, events, events * fanout)
+            org = await bench.organization([sink.url(f"/{name}/{n}/{k}") for k in range(fanout)])
+            drain = await _phase(bench, worker, name, org, events, events * fanout)
             if n:
                 ratios.append(drain.offered_per_second / bare)
     finally:
@@ -643,23 +643,23 @@ async def _interleaved(bench: Bench) -> list[Round]:
     """Rounds of short backlogs drained in turn by one worker: events to 1 healthy webhook; to 1
     healthy + 1 dead webhook; to 1 healthy webhook again (the control). The order rotates each
     round. Cases a few seconds apart in one process share the VM's phase, which drains a minute
-    apart do not. The dead destination is the same throughout: the first round finds it dead
-    and is not counted, so the rounds measure its cost once known (the drains show the stall)."""
+    apart do not. Each case keeps its organization and webhooks throughout (`_round_cases`): the
+    first round finds the dead destination out and is not counted, so the rounds measure its
+    cost once known (the drains show the stall)."""
     options, sink = bench.options, bench.sink
     name, events = "iso-interleaved", options.interleaved_events
     await bench.kafka.create(f"{bench.prefix}-{name}")
     worker = await bench.start_worker(name, {"HOOKLINE_RETRY_SCHEDULE": INTERLEAVED_RETRY_SCHEDULE})
-    cases = ("alone", "dead", "control")
+    orgs = await _round_cases(bench, name)
+    cases = tuple(orgs)
     rounds: list[Round] = []
     try:
         await worker.wait_ready(sink.session)
         for n in range(options.interleaved_rounds + 1):
             drains: dict[str, Drain] = {}
             for case in cases[n % 3 :] + cases[: n % 3]:
-                urls = [sink.url(f"/{name}/{n}/{case}")]
-                if case == "dead":
-                    urls.append(sink.dead_url(f"/{name}/dead"))
-                drains[case] = await _phase(bench, worker, name, urls, events, events)
+                tag = f"{name}-{n}-{case}"
+                drains[case] = await _phase(bench, worker, name, orgs[case], events, events, tag)
             if n:
                 rounds.append(Round(drains["alone"], drains["dead"], drains["control"]))
     finally:
@@ -667,17 +667,35 @@ async def _interleaved(bench: Bench) -> list[Round]:
     return rounds
 
 
+async def _round_cases(bench: Bench, name: str) -> dict[str, str]:
+    """The organization of each case of the rounds, registered once: admission keeps an
+    endpoint's breaker and limits per webhook, so a dead webhook registered anew each round
+    would be found out anew each round, stall and all, instead of known dead."""
+    sink = bench.sink
+    urls = {case: [sink.url(f"/{name}/{case}")] for case in ("alone", "dead", "control")}
+    urls["dead"].append(sink.dead_url(f"/{name}/dead"))
+    return {case: await bench.organization(case_urls) for case, case_urls in urls.items()}
+
+
 async def _phase(
-    bench: Bench, worker: WorkerRun, name: str, urls: list[str], events: int, expect: int
+    bench: Bench,
+    worker: WorkerRun,
+    name: str,
+    org: str,
+    events: int,
+    expect: int,
+    tag: str | None = None,
 ) -> Drain:
-    """A backlog of `events` published to a running worker's topic, drained (`expect` deliveries
-    at the sink): the sink's figures, and as `phase_cpu_us` the worker's CPU per event until it
-    is quiet again (its trailing writes of outcomes and retry records are the phase's own)."""
-    org = await bench.organization(urls)
+    """A backlog of `events` events of `org` (ids tagged `tag`, else `name`: an organization
+    drained again needs a tag of its own, or its deliveries count as done) published to a
+    running worker's topic, drained (`expect` deliveries at the sink): the sink's figures, and
+    as `phase_cpu_us` the worker's CPU per event until it is quiet again (its trailing writes of
+    outcomes and retry records are the phase's own)."""
     await bench.sink.reset()
     cpu_from = worker.cpu_seconds()
     offered = time.time()  # the wall clock: the sink, another process, stamps arrivals with it
-    published = await publish_backlog(bench.kafka, f"{bench.prefix}-{name}", org, events, name)
+    topic = f"{bench.prefix}-{name}"
+    published = await publish_backlog(bench.kafka, topic, org, events, tag or name)
     stats = await bench.sink.wait_for(expect, 120 + expect / 200, worker)
     await _quiet(worker)
     stats["phase_cpu_us"] = (worker.cpu_seconds() - cpu_from) / events * 1e6
