@@ -14,18 +14,17 @@ import pytest
 from redis.asyncio import Redis
 
 from hookline.api import create_app
-from hookline.demo.peers.http_receiver import HttpReceiver
-from hookline.registry import ApiKeyStore, RegistryKeys, WebhookStore
-from hookline.registry.encryption import RecordCipher
+from hookline.registry import ApiKeyStore, RegistryKeys
 from hookline.schemas import new_organization_id
 from hookline.settings import Settings
 from hookline.worker.topics import delete_topics
 from tests.api.conftest import WEBHOOKS, serve
 from tests.conftest import topics_of, with_own_topics
-from tests.worker.conftest import eventually, publish
+from tests.worker.conftest import eventually, publish, receiver, store
 from tests.worker.support import committed_and_end
 
-__all__ = ["publish"]  # the worker tests' publisher, over `worker_settings` (these settings)
+# The worker tests' publisher, receiver and store, over `worker_settings` (these settings).
+__all__ = ["publish", "receiver", "store"]
 
 
 @pytest.fixture
@@ -42,20 +41,6 @@ async def worker_settings(settings: Settings) -> AsyncIterator[Settings]:
     )
     yield ours
     await delete_topics(ours.kafka_bootstrap_servers, topics_of(ours))
-
-
-@pytest.fixture
-def store(redis: Redis, worker_settings: Settings, cipher: RecordCipher) -> WebhookStore:
-    return WebhookStore(redis, RegistryKeys(worker_settings.redis_key_prefix), cipher)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[HttpReceiver]:
-    """A real HTTP endpoint on loopback."""
-    endpoint = HttpReceiver()
-    await endpoint.start()
-    yield endpoint
-    await endpoint.stop()
 
 
 @dataclass
